@@ -1,0 +1,68 @@
+"""The Faust application: ``faust -A esb.app worker -l info`` starts a worker replica.
+
+Every replica runs the same app: the runtime (catalog, producers, database), the pipeline stages in
+``agents``, the tables in ``tables`` and the web views in ``esb.views``. The runtime starts before
+agents and the web server, so nothing is served before metadata is loaded and the database migrated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from mode import ServiceT
+
+from esb.runtime import Runtime
+from esb.settings import Settings, get_settings
+
+
+class EsbApp(faust.App):
+    runtime: Runtime
+    ingress_router: Any = None
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        return [self.runtime, *super().on_init_dependencies()]
+
+    def on_webserver_init(self, web: Any) -> None:
+        from esb import views
+
+        views.on_webserver_init(self, web)
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker": settings.faust_broker,
+        "store": "rocksdb://",
+        "datadir": str(settings.data_dir / f"worker-{settings.web_port}"),
+        "web_bind": settings.web_host,
+        "web_port": settings.web_port,
+        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+        "topic_replication_factor": settings.internal_replication_factor,
+        "topic_partitions": settings.default_partitions,
+        "broker_rebalance_timeout": settings.group_rebalance_timeout_ms / 1000,
+        "broker_session_timeout": settings.group_session_timeout_ms / 1000,
+        "broker_heartbeat_interval": settings.group_heartbeat_interval_ms / 1000,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "producer_linger": settings.producer_linger_ms / 1000,
+        "web_cors_options": None,
+    }
+
+
+def create_app(settings: Settings | None = None) -> EsbApp:
+    settings = settings or get_settings()
+    app = EsbApp(settings.app_id, **faust_settings(settings))
+    app.runtime = Runtime(settings)
+
+    import agents
+    import tables
+    from esb import views
+
+    tables.install(app)
+    agents.install(app)
+    views.install(app)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,299 @@
+"""The event envelope: the seed's event fields mapped onto CloudEvents 1.0.
+
+On Kafka we use the CloudEvents Kafka protocol binding in binary mode: attributes in ``ce_*`` headers,
+``content-type`` for the data's media type, the payload bytes as the record value, the partition key as
+the record key. Seed fields map to CloudEvents attributes (event_id→id, event_type→type,
+source_capability→source, timestamp→time) and to lowercase extension attributes (aggregateid, tenantid …).
+
+Routing reads only headers; the payload is decoded only by stages that must read it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from esb import ids
+from esb.errors import InvalidRequest, ValidationFailed
+from esb.topics import Priority
+
+SPECVERSION = "1.0"
+JSON = "application/json"
+CE_JSON = "application/cloudevents+json"
+CE_BATCH = "application/cloudevents-batch+json"
+
+#: seed field -> CloudEvents extension attribute (lowercase, no underscores)
+EXTENSIONS: dict[str, str] = {
+    "aggregate_id": "aggregateid",
+    "aggregate_type": "aggregatetype",
+    "sequence_number": "sequencenumber",
+    "correlation_id": "correlationid",
+    "causation_id": "causationid",
+    "tenant_id": "tenantid",
+    "user_id": "userid",
+    "priority": "priority",
+    "schema_version": "schemaversion",
+    "schema_id": "schemaid",
+    "event_version": "eventversion",
+    "max_retries": "maxretries",
+    "stream_id": "stream",
+    "partition_key": "partitionkey",
+}
+CORE_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "subject", "dataschema")
+_ATTR_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def now_rfc3339() -> str:
+    return format_time(datetime.now(UTC))
+
+
+def format_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"time {value!r} is not an RFC 3339 timestamp", field="time") from None
+    if parsed.tzinfo is None:
+        raise InvalidRequest(f"time {value!r} has no timezone offset", field="time")
+    return parsed
+
+
+class EventIn(BaseModel):
+    """The seed's publish body (``POST /api/v1/events``)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    event_id: str | None = Field(None, min_length=1, max_length=128)
+    event_type: str = Field(..., min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][\w.\-:/]*$")
+    event_version: str | None = Field(None, max_length=32)
+    source_capability: str = Field(..., min_length=1, max_length=256)
+    aggregate_id: str | None = Field(None, min_length=1, max_length=256)
+    aggregate_type: str | None = Field(None, max_length=128)
+    sequence_number: int | None = Field(None, ge=0)
+    timestamp: datetime | None = None
+    correlation_id: str | None = Field(None, max_length=256)
+    causation_id: str | None = Field(None, max_length=256)
+    tenant_id: str | None = None
+    user_id: str | None = Field(None, max_length=256)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    payload: Any = Field(default_factory=dict)
+    schema_version: str | None = Field(None, max_length=32)
+    schema_id: str | None = Field(None, max_length=128)
+    priority: Priority = Priority.NORMAL
+    compression_type: str | None = None
+    serialization_format: str | None = None
+    max_retries: int | None = Field(None, ge=0, le=100)
+    stream_id: str | None = Field(None, max_length=128)
+    stream_name: str | None = Field(None, max_length=63)
+    partition_key: str | None = Field(None, max_length=256)
+
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _priority(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("serialization_format")
+    @classmethod
+    def _serialization(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in ("JSON", "AVRO", "PROTOBUF"):
+            raise ValueError("serialization_format must be JSON, AVRO or PROTOBUF")
+        return value.upper() if value else value
+
+
+@dataclass(slots=True)
+class Envelope:
+    """A CloudEvent as the bus carries it: string attributes plus the undecoded data bytes."""
+
+    attributes: dict[str, str]
+    data: bytes
+    content_type: str = JSON
+    _payload: Any = field(default=None, repr=False)
+
+    # --- accessors -----------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self.attributes["id"]
+
+    @property
+    def type(self) -> str:
+        return self.attributes["type"]
+
+    @property
+    def tenant(self) -> str | None:
+        return self.attributes.get("tenantid")
+
+    @property
+    def priority(self) -> Priority:
+        return Priority.parse(self.attributes.get("priority"))
+
+    @property
+    def partition_key(self) -> str:
+        a = self.attributes
+        return a.get("partitionkey") or a.get("aggregateid") or a["id"]
+
+    def payload(self) -> Any:
+        """Decode the data (JSON only) once, on demand."""
+        if self._payload is None:
+            if not is_json(self.content_type):
+                raise ValidationFailed(
+                    f"payload is {self.content_type}, not JSON",
+                    errors=[{"path": "$", "message": "not JSON"}],
+                )
+            try:
+                self._payload = json.loads(self.data) if self.data else None
+            except ValueError as exc:
+                raise ValidationFailed(
+                    "payload is not valid JSON", errors=[{"path": "$", "message": str(exc)}]
+                ) from exc
+        return self._payload
+
+    # --- Kafka binary binding ------------------------------------------------------------
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        headers = [(f"ce_{k}", v.encode()) for k, v in self.attributes.items()]
+        headers.append(("content-type", self.content_type.encode()))
+        return headers
+
+    def kafka_key(self) -> bytes:
+        return self.partition_key.encode()
+
+    # --- renderings ----------------------------------------------------------------------
+    def to_structured(self) -> dict[str, Any]:
+        """CloudEvents JSON format (structured mode)."""
+        body: dict[str, Any] = dict(self.attributes)
+        body["datacontenttype"] = self.content_type
+        if is_json(self.content_type):
+            body["data"] = self.payload()
+        else:
+            import base64
+
+            body["data_base64"] = base64.b64encode(self.data).decode()
+        return body
+
+    def to_seed(self) -> dict[str, Any]:
+        """The seed's event shape (``event_id``, ``event_type`` …)."""
+        a = self.attributes
+        out: dict[str, Any] = {
+            "event_id": a["id"],
+            "event_type": a["type"],
+            "source_capability": a.get("source"),
+            "timestamp": a.get("time"),
+        }
+        for seed_name, ext in EXTENSIONS.items():
+            if ext in a:
+                value: Any = a[ext]
+                if seed_name in ("sequence_number", "max_retries"):
+                    value = int(value)
+                out[seed_name] = value
+        out["metadata"] = json.loads(a["metadata"]) if "metadata" in a else {}
+        out["payload"] = self.payload() if is_json(self.content_type) else None
+        return out
+
+
+def is_json(content_type: str) -> bool:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base == JSON or base.endswith("+json")
+
+
+def envelope_from_seed(body: EventIn, *, tenant: str, user: str) -> Envelope:
+    """Build the CloudEvent for a seed-shaped publish request."""
+    attrs: dict[str, str] = {
+        "specversion": SPECVERSION,
+        "id": body.event_id or ids.event_id(),
+        "source": body.source_capability,
+        "type": body.event_type,
+        "time": format_time(body.timestamp) if body.timestamp else now_rfc3339(),
+    }
+    values = body.model_dump(include=set(EXTENSIONS))
+    values["tenant_id"] = tenant
+    values["user_id"] = body.user_id or user
+    values["priority"] = body.priority.value
+    values["stream_id"] = body.stream_id or body.stream_name
+    for seed_name, ext in EXTENSIONS.items():
+        value = values.get(seed_name)
+        if value is not None and value != "":
+            attrs[ext] = str(value.value if isinstance(value, Priority) else value)
+    if body.metadata:
+        attrs["metadata"] = json.dumps(body.metadata, separators=(",", ":"))
+    data = json.dumps(body.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return Envelope(attrs, data, JSON, body.payload)
+
+
+def envelope_from_attributes(
+    attributes: Mapping[str, Any], data: bytes, content_type: str | None
+) -> Envelope:
+    """Normalise CloudEvents attributes (from HTTP or Kafka) into an Envelope, checking the spec rules."""
+    attrs: dict[str, str] = {}
+    for name, value in attributes.items():
+        if name in ("datacontenttype", "data", "data_base64"):
+            continue
+        if not name or len(name) > 64 or not set(name) <= _ATTR_NAME_OK:
+            raise InvalidRequest(
+                f"CloudEvents attribute name {name!r} must be lowercase letters and digits",
+                field=name,
+            )
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            value = format_time(value)
+        attrs[name] = value if isinstance(value, str) else json.dumps(value) if isinstance(
+            value, (dict, list)) else str(value)
+    missing = [a for a in ("specversion", "id", "source", "type") if not attrs.get(a)]
+    if missing:
+        raise InvalidRequest(
+            f"CloudEvent is missing required attribute(s): {', '.join(missing)}", missing=missing
+        )
+    if attrs["specversion"] != SPECVERSION:
+        raise InvalidRequest(f"unsupported CloudEvents specversion {attrs['specversion']!r}")
+    if "time" in attrs:
+        parse_time(attrs["time"])
+    else:
+        attrs["time"] = now_rfc3339()
+    Priority.parse(attrs.get("priority"))
+    return Envelope(attrs, data, content_type or JSON)
+
+
+def envelopes_from_structured(body: Any) -> list[Envelope]:
+    """CloudEvents JSON (one event) or JSON batch (a list) into envelopes."""
+    items: Sequence[Any] = body if isinstance(body, list) else [body]
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidRequest("a structured CloudEvent must be a JSON object")
+        content_type = item.get("datacontenttype") or JSON
+        if "data_base64" in item:
+            import base64
+
+            data = base64.b64decode(item["data_base64"])
+        elif "data" in item:
+            data = (json.dumps(item["data"], separators=(",", ":"), ensure_ascii=False).encode()
+                    if is_json(content_type) else str(item["data"]).encode())
+        else:
+            data = b""
+        out.append(envelope_from_attributes(item, data, content_type))
+    return out
+
+
+def envelope_from_http_binary(headers: Mapping[str, str], body: bytes) -> Envelope:
+    attrs = {k[3:].lower(): v for k, v in headers.items() if k.lower().startswith("ce-")}
+    return envelope_from_attributes(attrs, body, headers.get("Content-Type") or JSON)
+
+
+def attributes_from_kafka_headers(headers: Iterable[tuple[str, bytes]]) -> tuple[dict[str, str], str]:
+    attrs: dict[str, str] = {}
+    content_type = JSON
+    for key, value in headers:
+        if key.startswith("ce_"):
+            attrs[key[3:]] = value.decode()
+        elif key == "content-type":
+            content_type = value.decode()
+    return attrs, content_type

@@ -1,0 +1,55 @@
+"""Sortable identifiers: ``evt_`` + a monotonic ULID (Crockford base32, 26 chars).
+
+ULIDs sort by creation time, so event ids order like the log and make good keyset cursors. Within one
+millisecond the random part is incremented, keeping ids from one process strictly increasing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last_ms = -1
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, rem = divmod(value, 32)
+        chars.append(_ALPHABET[rem])
+    return "".join(reversed(chars))
+
+
+def ulid() -> str:
+    """A 26-character ULID, strictly increasing within this process."""
+    global _last_ms, _last_rand
+    with _lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms <= _last_ms:
+            now_ms = _last_ms
+            _last_rand = (_last_rand + 1) & ((1 << 80) - 1)
+        else:
+            _last_ms = now_ms
+            _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+        return _encode(now_ms, 10) + _encode(_last_rand, 16)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{ulid()}"
+
+
+def event_id() -> str:
+    return new_id("evt")
+
+
+def ulid_time_ms(identifier: str) -> int:
+    """Milliseconds since the epoch encoded in a (prefixed) ULID."""
+    text = identifier.rsplit("_", 1)[-1][:10]
+    value = 0
+    for ch in text:
+        value = value * 32 + _ALPHABET.index(ch)
+    return value

@@ -1,0 +1,89 @@
+"""The worker's runtime: every adapter a view or agent needs, started before the web server.
+
+One ``Runtime`` per worker process. It is a ``mode`` service that the Faust app starts as a
+dependency, so the catalog is loaded and the database migrated before any request is served.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from mode import Service
+
+from esb.auth import Authenticator
+from esb.catalog import MetadataCatalog
+from esb.deadletter_store import DeadLetterStore
+from esb.idempotency import IdempotencyStore, MemoryBackend, RedisBackend
+from esb.kafka import ProducerPool, TopicAdmin, TopicSpec
+from esb.publishing import Publisher
+from esb.settings import Settings
+from esb.streams import StreamService
+from esb.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+
+class Runtime(Service):
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.topics = TopicNames(settings.topic_prefix)
+        self.auth = Authenticator(settings)
+        self.producers = ProducerPool(settings)
+        self.admin = TopicAdmin(settings)
+        self.catalog = MetadataCatalog(settings, self.producers, self.admin, self.topics.metadata,
+                                       loop=self.loop, beacon=self.beacon)
+        self.streams = StreamService(self.catalog, self.admin, self.topics)
+        self.publisher = Publisher(self.streams.directory, self.producers,
+                                   max_event_bytes=settings.max_event_bytes)
+        self.redis: Any = None
+        self.idempotency = IdempotencyStore(MemoryBackend(), ttl_s=settings.idempotency_ttl_s)
+        self.database: Any = None
+        self.dead_letters: DeadLetterStore | None = None
+        self._extra_children: list[Service] = []
+
+    def add_child(self, service: Service) -> None:
+        """Extension point: features add services that start after the runtime is ready."""
+        self._extra_children.append(service)
+
+    async def on_start(self) -> None:
+        await self._ensure_internal_topics()
+        await self._open_database()
+        if self.settings.redis_url is not None:
+            import redis.asyncio as aioredis
+
+            self.redis = aioredis.from_url(self.settings.redis_url.get_secret_value())
+            self.idempotency = IdempotencyStore(RedisBackend(self.redis),
+                                                ttl_s=self.settings.idempotency_ttl_s)
+        await self.add_runtime_dependency(self.catalog)
+        for child in self._extra_children:
+            await self.add_runtime_dependency(child)
+
+    async def on_stop(self) -> None:
+        await self.producers.stop()
+        await self.admin.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.database is not None:
+            await self.database.close()
+
+    async def _ensure_internal_topics(self) -> None:
+        rf = self.settings.internal_replication_factor
+        parts = self.settings.default_partitions
+        await self.admin.ensure_topics(
+            [TopicSpec(t, parts, rf) for t in self.topics.ingress_topics]
+            + [TopicSpec(self.topics.dead_letters, parts, rf, {"retention.ms": "-1"})]
+        )
+
+    async def _open_database(self) -> None:
+        from esb.db import Database, start_embedded_postgres
+
+        if self.settings.database_url is not None:
+            url = self.settings.database_url.get_secret_value()
+        else:
+            url = start_embedded_postgres(self.settings.data_dir / "postgres")
+        self.database = Database(url, schema=self.settings.database_schema,
+                                 max_size=self.settings.database_pool_size)
+        await self.database.open()
+        self.dead_letters = DeadLetterStore(self.database)

@@ -1,0 +1,114 @@
+"""All configuration in one frozen object, read from ``ESB_*`` environment variables.
+
+Secrets are ``SecretStr`` so they never appear in logs or reprs. Validation happens at start-up and
+names the offending variable, so a misconfigured replica fails fast instead of half-working.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from esb.errors import ConfigurationError
+
+DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "esb"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ESB_", frozen=True, extra="ignore")
+
+    # --- identity & placement -------------------------------------------------------------
+    app_id: str = Field("esb", description="Faust app id; also the consumer-group prefix")
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="RocksDB tables, embedded services, dev secret")
+    topic_prefix: str = Field("esb", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+
+    # --- broker ---------------------------------------------------------------------------
+    broker: str = Field("kafka://127.0.0.1:9092", description="kafka:// URL(s), comma-separated")
+    default_partitions: int = Field(6, ge=1, le=1024)
+    internal_replication_factor: int = Field(1, ge=1, le=16)
+    producer_linger_ms: int = Field(5, ge=0, le=1000)
+    producer_max_batch_bytes: int = Field(1 << 20, ge=16384)
+    router_enabled: bool = Field(True, description="run the ingress router in this replica")
+    router_max_records: int = Field(5000, ge=1, description="records per ingress poll")
+    router_max_inflight_batches: int = Field(4, ge=1, le=64)
+    group_rebalance_timeout_ms: int = Field(10000, ge=1000)
+    group_session_timeout_ms: int = Field(10000, ge=1000)
+    group_heartbeat_interval_ms: int = Field(1000, ge=100)
+
+    # --- web ------------------------------------------------------------------------------
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8080, ge=0, le=65535)
+    max_event_bytes: int = Field(1 << 20, ge=1024, description="largest accepted event payload")
+    max_batch_events: int = Field(1000, ge=1)
+
+    # --- auth -----------------------------------------------------------------------------
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr | None = Field(None, description="HS256 key; dev key generated if unset")
+    jwt_public_key: str | None = Field(None, description="PEM public key (RS256)")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    # --- state ----------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(None, description="PostgreSQL; embedded if unset")
+    database_schema: str = Field("esb", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    database_pool_size: int = Field(10, ge=1, le=200)
+    redis_url: SecretStr | None = Field(None, description="shared fast state; in-process if unset")
+    idempotency_ttl_s: int = Field(86400, ge=60)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_urls(cls, value: str) -> str:
+        for url in value.split(","):
+            host = url.strip().removeprefix("kafka://")
+            if ":" not in host:
+                raise ValueError(f"broker URL {url!r} needs host:port")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("ESB_JWT_SECRET must be at least 32 characters")
+        return value
+
+    # --- derived --------------------------------------------------------------------------
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [u.strip().removeprefix("kafka://") for u in self.broker.split(",")]
+
+    @property
+    def faust_broker(self) -> str:
+        return ";".join(f"kafka://{s}" for s in self.bootstrap_servers)
+
+    def jwt_signing_key(self) -> str:
+        """The HS256 key: configured, or a per-data-dir development key created on first use."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / "dev-jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Load once per process; a bad variable becomes a ConfigurationError naming it."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ESB_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from exc

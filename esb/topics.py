@@ -1,0 +1,97 @@
+"""Topic naming: the one place that knows how tenants, streams and lanes map onto Kafka topics.
+
+Stream topics are ``<prefix>.<tenant>.<stream>.<lane>`` with one topic per priority lane, so a CRITICAL
+event never waits behind a NORMAL backlog. Names are restricted (no dots) so a topic parses back
+unambiguously, and a tenant's topics share the ``<prefix>.<tenant>.`` prefix for Kafka ACLs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from esb.errors import InvalidRequest
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class Priority(str, Enum):
+    CRITICAL = "CRITICAL"
+    HIGH = "HIGH"
+    NORMAL = "NORMAL"
+    LOW = "LOW"
+
+    @property
+    def lane(self) -> str:
+        return self.value.lower()
+
+    @classmethod
+    def parse(cls, value: str | bytes | None) -> Priority:
+        if value is None or value == "" or value == b"":
+            return cls.NORMAL
+        text = value.decode() if isinstance(value, bytes) else value
+        try:
+            return cls(text.upper())
+        except ValueError:
+            raise InvalidRequest(
+                f"priority must be one of CRITICAL, HIGH, NORMAL, LOW (got {text!r})",
+                field="priority",
+            ) from None
+
+
+LANES: tuple[Priority, ...] = (Priority.CRITICAL, Priority.HIGH, Priority.NORMAL, Priority.LOW)
+
+
+def check_name(kind: str, value: str) -> str:
+    """Tenant and stream names become topic segments: lowercase, digits, '_' and '-' only."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidRequest(
+            f"{kind} must match {NAME_RE.pattern} (lowercase letters, digits, '_' or '-')",
+            field=kind,
+            value=value,
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    prefix: str = "esb"
+
+    @property
+    def ingress(self) -> str:
+        return f"{self.prefix}.ingress"
+
+    def ingress_lane(self, priority: Priority) -> str:
+        """NORMAL uses the plain ingress topic; other lanes get their own topic."""
+        return self.ingress if priority is Priority.NORMAL else f"{self.ingress}.{priority.lane}"
+
+    @property
+    def ingress_topics(self) -> list[str]:
+        return [self.ingress_lane(p) for p in LANES]
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.deadletter"
+
+    @property
+    def metadata(self) -> str:
+        return f"{self.prefix}.metadata"
+
+    def stream_base(self, tenant: str, stream: str) -> str:
+        return f"{self.prefix}.{tenant}.{stream}"
+
+    def stream_lane(self, tenant: str, stream: str, priority: Priority) -> str:
+        return f"{self.prefix}.{tenant}.{stream}.{priority.lane}"
+
+    def stream_topics(self, tenant: str, stream: str) -> list[str]:
+        return [self.stream_lane(tenant, stream, p) for p in LANES]
+
+    def parse_stream_topic(self, topic: str) -> tuple[str, str, Priority] | None:
+        parts = topic.split(".")
+        if len(parts) != 4 or parts[0] != self.prefix:
+            return None
+        try:
+            return parts[1], parts[2], Priority(parts[3].upper())
+        except ValueError:
+            return None

@@ -1,0 +1,30 @@
+"""Faust web views: the public REST API (``/api/v1``), live WebSockets and operational endpoints.
+
+Views are thin: parse, authorize, call ``esb`` logic through ``app.runtime``, render.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_PREFIX = "/api/v1"
+
+
+def install(app: Any) -> None:
+    from esb.views import deadletters, events, ops, streams
+
+    for module in (streams, events, deadletters):
+        module.blueprint.register(app, url_prefix=API_PREFIX)
+    ops.blueprint.register(app, url_prefix="")
+
+
+def on_webserver_init(app: Any, web: Any) -> None:
+    """Routes and middleware that need aiohttp directly (WebSockets, auth, error bodies)."""
+    from esb.views import live
+    from esb.views.http import auth_middleware
+
+    if getattr(web, "_esb_initialised", False):  # Faust calls init_server more than once
+        return
+    web._esb_initialised = True
+    web.web_app.middlewares.append(auth_middleware(app.runtime.auth))
+    web.web_app.router.add_get("/ws/events/{stream_name}", live.make_handler(app))

@@ -1,0 +1,109 @@
+"""Publishing endpoints: the seed's JSON bodies, CloudEvents structured and binary HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from faust.web import Blueprint, View
+from pydantic import ValidationError
+
+from esb.auth import Principal
+from esb.envelope import (
+    CE_BATCH,
+    CE_JSON,
+    Envelope,
+    EventIn,
+    envelope_from_http_binary,
+    envelope_from_seed,
+    envelopes_from_structured,
+)
+from esb.errors import InvalidRequest, PermissionDenied
+from esb.idempotency import StoredResponse, fingerprint
+from esb.views.http import json_response, parse_json, principal, read_body, validation_problem
+
+blueprint = Blueprint("events")
+
+
+def _seed_envelope(item: Any, who: Principal) -> Envelope:
+    if not isinstance(item, dict):
+        raise InvalidRequest("each event must be a JSON object")
+    try:
+        body = EventIn.model_validate(item)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+    who.check_tenant(body.tenant_id)
+    return envelope_from_seed(body, tenant=who.tenant, user=who.subject)
+
+
+def _check_ce_tenant(envelope: Envelope, who: Principal) -> Envelope:
+    claimed = envelope.attributes.get("tenantid")
+    if claimed is not None and claimed != who.tenant:
+        raise PermissionDenied(f"tenantid {claimed!r} does not match the token's tenant")
+    envelope.attributes.setdefault("userid", who.subject)
+    return envelope
+
+
+def parse_events(request: web.Request, raw: bytes, who: Principal, *, batch: bool
+                 ) -> list[Envelope]:
+    content_type = request.content_type
+    if "ce-specversion" in request.headers:
+        if batch:
+            raise InvalidRequest("binary-mode CloudEvents carry one event; use the single endpoint")
+        return [_check_ce_tenant(envelope_from_http_binary(request.headers, raw), who)]
+    data = parse_json(raw)
+    if content_type in (CE_JSON, CE_BATCH):
+        if content_type == CE_JSON and isinstance(data, list):
+            raise InvalidRequest(f"{CE_JSON} carries one event; use {CE_BATCH} for a list")
+        return [_check_ce_tenant(e, who) for e in envelopes_from_structured(data)]
+    if not batch:
+        return [_seed_envelope(data, who)]
+    items = data.get("events") if isinstance(data, dict) else data
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest('batch body must be {"events": [...]} or a JSON list, non-empty')
+    return [_seed_envelope(item, who) for item in items]
+
+
+async def _publish(view: View, request: web.Request, *, batch: bool) -> web.Response:
+    runtime = view.app.runtime
+    settings = runtime.settings
+    who = principal(request)
+    limit = settings.max_event_bytes * (settings.max_batch_events if batch else 1) + 65536
+    raw = await read_body(request, limit)
+    idem_key = request.headers.get("Idempotency-Key")
+    fp = fingerprint(raw)
+    if idem_key is not None:
+        stored = await runtime.idempotency.claim(who.tenant, idem_key, fp)
+        if stored is not None:
+            return json_response(stored.body, status=stored.status)
+    try:
+        envelopes = parse_events(request, raw, who, batch=batch)
+        if len(envelopes) > settings.max_batch_events:
+            raise InvalidRequest(f"a batch holds at most {settings.max_batch_events} events",
+                                 limit=settings.max_batch_events)
+        results = await runtime.publisher.publish_many(envelopes, who.tenant,
+                                                       path="http-batch" if batch else "http")
+    except BaseException:
+        if idem_key is not None:
+            await runtime.idempotency.release(who.tenant, idem_key)
+        raise
+    if batch:
+        body: dict[str, Any] = {"published": len(results), "failed": 0, "events": results,
+                                "message": "Event batch published successfully"}
+    else:
+        body = {**results[0], "message": "Event published successfully"}
+    if idem_key is not None:
+        await runtime.idempotency.complete(who.tenant, idem_key, fp, StoredResponse(201, body))
+    return json_response(body, status=201)
+
+
+@blueprint.route("/events", name="events")
+class EventsView(View):
+    async def post(self, request: web.Request) -> web.Response:
+        return await _publish(self, request, batch=False)
+
+
+@blueprint.route("/events/batch", name="events-batch")
+class EventBatchView(View):
+    async def post(self, request: web.Request) -> web.Response:
+        return await _publish(self, request, batch=True)

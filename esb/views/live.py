@@ -1,0 +1,86 @@
+"""Live tail: ``/ws/events/{stream_name}`` streams a tenant's events as they are routed.
+
+Each connection reads the stream's lane topics from their end with a group-less consumer, so a
+viewer never affects committed offsets. ``?event_type=user.*`` filters by type (glob) using the
+headers only; the payload is decoded only for events that are sent. The token comes from the
+``Authorization`` header or, for browsers, ``?access_token=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from fnmatch import fnmatchcase
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from esb.envelope import Envelope, attributes_from_kafka_headers
+from esb.errors import NotFound
+from esb.views.http import principal
+
+log = logging.getLogger(__name__)
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    out = []
+    for topic in topics:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001  aiokafka has no public call
+            parts = consumer.partitions_for_topic(topic) or set()
+        out.extend(TopicPartition(topic, p) for p in sorted(parts))
+    return out
+
+
+def make_handler(app: Any) -> Any:
+    async def live_events(request: web.Request) -> web.StreamResponse:
+        who = principal(request)
+        runtime = app.runtime
+        stream = runtime.streams.directory.get(who.tenant, request.match_info["stream_name"])
+        if stream is None:
+            raise NotFound(f"stream {request.match_info['stream_name']!r} not found")
+        pattern = request.query.get("event_type") or request.query.get("pattern") or "*"
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        consumer = AIOKafkaConsumer(bootstrap_servers=runtime.settings.bootstrap_servers,
+                                    group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = await _partitions(consumer, list(stream["topics"].values()))
+            consumer.assign(tps)
+            await consumer.seek_to_end(*tps)
+            for tp in tps:  # resolve positions now so nothing routed after this point is missed
+                await consumer.position(tp)
+            await ws.send_json({"type": "subscribed", "stream": stream["stream_name"],
+                                "event_type": pattern})
+            reader = asyncio.ensure_future(ws.receive())
+            while not ws.closed:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for rec in records:
+                        attrs, ctype = attributes_from_kafka_headers(rec.headers)
+                        if not fnmatchcase(attrs.get("type", ""), pattern):
+                            continue
+                        event = Envelope(attrs, rec.value or b"", ctype).to_structured()
+                        await ws.send_json({"type": "event", "partition": rec.partition,
+                                            "offset": rec.offset, "event": event})
+                if reader.done():
+                    msg = reader.result()
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                                    WSMsgType.ERROR):
+                        break
+                    reader = asyncio.ensure_future(ws.receive())
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            await consumer.stop()
+            await ws.close()
+        return ws
+
+    return live_events
