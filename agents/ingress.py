@@ -70,6 +70,7 @@ class LaneRouter(ConsumerRebalanceListener):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=s.router_max_records,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
             fetch_max_bytes=64 << 20,
             max_partition_fetch_bytes=8 << 20,
             rebalance_timeout_ms=s.group_rebalance_timeout_ms,
@@ -170,7 +171,7 @@ class IngressRouterService(Service):
         self.runtime = runtime
         router = IngressRouter(runtime.streams.directory,
                                max_event_bytes=runtime.settings.max_event_bytes,
-                               payload_check=runtime.publisher.payload_check)
+                               payload_checks=runtime.payload_checks)
         self.lanes = [LaneRouter(runtime, router, p) for p in LANES]
 
     async def on_start(self) -> None:

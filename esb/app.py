@@ -17,6 +17,12 @@ from esb.runtime import Runtime
 from esb.settings import Settings, get_settings
 
 
+#: Feature modules, each exposing ``install(app)``: it may add runtime children, payload checks,
+#: agents, tables and view blueprints. One line per feature; order is start-up order.
+FEATURES: list[str] = [
+]
+
+
 class EsbApp(faust.App):
     runtime: Runtime
     ingress_router: Any = None
@@ -55,6 +61,8 @@ def create_app(settings: Settings | None = None) -> EsbApp:
     app = EsbApp(settings.app_id, **faust_settings(settings))
     app.runtime = Runtime(settings)
 
+    import importlib
+
     import agents
     import tables
     from esb import views
@@ -62,6 +70,8 @@ def create_app(settings: Settings | None = None) -> EsbApp:
     tables.install(app)
     agents.install(app)
     views.install(app)
+    for name in FEATURES:
+        importlib.import_module(name).install(app)
     return app
 
 

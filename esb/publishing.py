@@ -15,17 +15,17 @@ from esb.envelope import Envelope
 from esb.errors import NotFound, PayloadTooLarge, ValidationFailed
 from esb.kafka import ProducerPool, acked
 from esb.metrics import PUBLISH_LATENCY, PUBLISHED
-from esb.routing import PayloadCheck
+from esb.routing import PayloadChecks
 from esb.streams import StreamDirectory, stream_name_from
 
 
 class Publisher:
     def __init__(self, directory: StreamDirectory, producers: ProducerPool, *,
-                 max_event_bytes: int, payload_check: PayloadCheck | None = None) -> None:
+                 max_event_bytes: int, payload_checks: PayloadChecks) -> None:
         self.directory = directory
         self.producers = producers
         self.max_event_bytes = max_event_bytes
-        self.payload_check = payload_check
+        self.payload_checks = payload_checks
 
     def check(self, envelope: Envelope, tenant: str) -> dict[str, Any]:
         """Every check that can reject the event, before anything is sent. Returns the stream."""
@@ -45,8 +45,8 @@ class Publisher:
                 "matching source_capability or event_types",
                 errors=[{"path": "$.stream_id", "message": "no route"}])
         envelope.attributes["stream"] = stream_name_from(stream["stream_name"])
-        if self.payload_check is not None:
-            self.payload_check(tenant, {f"ce_{k}": v for k, v in envelope.attributes.items()},
+        if self.payload_checks.checks:
+            self.payload_checks(tenant, {f"ce_{k}": v for k, v in envelope.attributes.items()},
                                envelope.data, envelope.content_type)
         return stream
 

@@ -44,16 +44,32 @@ class Route:
     event_type: str
 
 
-#: optional payload check (schema validation) run only when a schema applies to the event
+#: a payload check (e.g. schema validation): (tenant, ce_* headers, data, content type) -> None,
+#: raising an EsbError to reject. Checks decide cheaply from headers whether they apply.
 PayloadCheck = Callable[[str, dict[str, str], bytes | None, str], None]
+
+
+class PayloadChecks:
+    """The checks features register (schema registry, …); shared by both publish paths."""
+
+    def __init__(self) -> None:
+        self.checks: list[PayloadCheck] = []
+
+    def register(self, check: PayloadCheck) -> None:
+        self.checks.append(check)
+
+    def __call__(self, tenant: str, headers: dict[str, str], data: bytes | None,
+                 content_type: str) -> None:
+        for check in self.checks:
+            check(tenant, headers, data, content_type)
 
 
 class IngressRouter:
     def __init__(self, directory: StreamDirectory, *, max_event_bytes: int,
-                 payload_check: PayloadCheck | None = None) -> None:
+                 payload_checks: PayloadChecks | None = None) -> None:
         self.directory = directory
         self.max_event_bytes = max_event_bytes
-        self.payload_check = payload_check
+        self.payload_checks = payload_checks or PayloadChecks()
 
     def route(self, headers: Headers, key: bytes | None, value: bytes | None) -> Route:
         try:
@@ -86,9 +102,9 @@ class IngressRouter:
         if stream is None:
             what = f"stream {hint!r}" if hint else f"stream accepting type {event_type!r}"
             raise Rejected("no_route", f"tenant {tenant!r} has no {what}", tenant)
-        if self.payload_check is not None:
+        if self.payload_checks.checks:
             try:
-                self.payload_check(tenant, h, value, h.get("content-type", "application/json"))
+                self.payload_checks(tenant, h, value, h.get("content-type", "application/json"))
             except EsbError as exc:
                 raise Rejected("schema_violation", _describe(exc), tenant) from None
         if not hint:

@@ -17,6 +17,7 @@ from esb.deadletter_store import DeadLetterStore
 from esb.idempotency import IdempotencyStore, MemoryBackend, RedisBackend
 from esb.kafka import ProducerPool, TopicAdmin, TopicSpec
 from esb.publishing import Publisher
+from esb.routing import PayloadChecks
 from esb.settings import Settings
 from esb.streams import StreamService
 from esb.topics import TopicNames
@@ -35,8 +36,10 @@ class Runtime(Service):
         self.catalog = MetadataCatalog(settings, self.producers, self.admin, self.topics.metadata,
                                        loop=self.loop, beacon=self.beacon)
         self.streams = StreamService(self.catalog, self.admin, self.topics)
+        self.payload_checks = PayloadChecks()
         self.publisher = Publisher(self.streams.directory, self.producers,
-                                   max_event_bytes=settings.max_event_bytes)
+                                   max_event_bytes=settings.max_event_bytes,
+                                   payload_checks=self.payload_checks)
         self.redis: Any = None
         self.idempotency = IdempotencyStore(MemoryBackend(), ttl_s=settings.idempotency_ttl_s)
         self.database: Any = None
