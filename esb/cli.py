@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
 
     bench = sub.add_parser("bench", help="benchmarks; JSON on stdout")
-    bench.add_argument("kind", choices=["pipeline", "publish"])
+    from esb.bench import KINDS
+
+    bench.add_argument("kind", choices=KINDS)
     bench.add_argument("--events", type=int, default=200_000)
     bench.add_argument("--payload-bytes", type=int, default=200)
     bench.add_argument("--latency-rate", type=int, default=5000, help="events/s in latency phase")

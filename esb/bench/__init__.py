@@ -1,17 +1,19 @@
-"""Benchmarks behind ``esb bench``; each returns a JSON-able dict with its baseline and ratio."""
+"""Benchmarks behind ``esb bench``; each returns a JSON-able dict with its baseline and ratio.
+
+Each kind lives in ``esb/bench/<kind>.py`` with ``run_<kind>(args) -> dict``.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
+
+KINDS = ("pipeline", "publish", "sourcing", "delivery", "processors")
 
 
 def run(args: Any) -> dict[str, Any]:
-    if args.kind == "pipeline":
-        from esb.bench.pipeline import run_pipeline
-
-        return run_pipeline(args)
-    if args.kind == "publish":
-        from esb.bench.publish import run_publish
-
-        return run_publish(args)
-    raise SystemExit(f"unknown benchmark {args.kind!r}")
+    if args.kind not in KINDS:
+        raise SystemExit(f"unknown benchmark {args.kind!r}")
+    module = importlib.import_module(f"esb.bench.{args.kind}")
+    result: dict[str, Any] = getattr(module, f"run_{args.kind}")(args)
+    return result
