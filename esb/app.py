@@ -20,6 +20,9 @@ from esb.settings import Settings, get_settings
 #: Feature modules, each exposing ``install(app)``: it may add runtime children, payload checks,
 #: agents, tables and view blueprints. One line per feature; order is start-up order.
 FEATURES: list[str] = [
+    "esb.schemas.feature",
+    "esb.sourcing.feature",
+    "esb.delivery.feature",
 ]
 
 
@@ -43,7 +46,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "datadir": str(settings.data_dir / f"worker-{settings.web_port}"),
         "web_bind": settings.web_host,
         "web_port": settings.web_port,
-        "canonical_url": f"http://{settings.web_host}:{settings.web_port}",
+        "canonical_url": settings.advertised_url or f"http://{settings.web_host}:{settings.web_port}",
         "topic_replication_factor": settings.internal_replication_factor,
         "topic_partitions": settings.default_partitions,
         "broker_rebalance_timeout": settings.group_rebalance_timeout_ms / 1000,

@@ -152,7 +152,7 @@ class DeadLetterStore:
         async with self._db.connection() as conn, conn.cursor() as cur:
             await cur.execute(f"SELECT dlq_id FROM dead_letters WHERE {where} "
                               "ORDER BY last_failure_at LIMIT %s", [*params, limit])
-            return [r[0] for r in await cur.fetchall()]
+            return [r["dlq_id"] for r in await cur.fetchall()]
 
     async def mark_redriven(self, tenant: str, dlq_id: str) -> None:
         async with self._db.connection() as conn:

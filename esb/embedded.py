@@ -96,7 +96,7 @@ class EmbeddedBroker:
 
 def worker_command(web_port: int, log_level: str = "info") -> list[str]:
     return [sys.executable, "-m", "faust", "-A", "esb.app", "worker", "-l", log_level,
-            "--web-port", str(web_port), "--web-host", "127.0.0.1"]
+            "--web-port", str(web_port)]
 
 
 def spawn_worker(env: dict[str, str], web_port: int, log_path: Path | None = None,

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     group_heartbeat_interval_ms: int = Field(1000, ge=100)
 
     # --- web ------------------------------------------------------------------------------
-    web_host: str = "127.0.0.1"
+    web_host: str = Field("127.0.0.1", description="address the web server binds")
+    advertised_url: str | None = Field(
+        None, description="URL other replicas use to reach this one (table routing)")
     web_port: int = Field(8080, ge=0, le=65535)
     max_event_bytes: int = Field(1 << 20, ge=1024, description="largest accepted event payload")
     max_batch_events: int = Field(1000, ge=1)

@@ -218,3 +218,26 @@ async def eventually(check: Any, *, timeout: float = 20.0, interval: float = 0.2
 
 def env_or(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+async def wait_router_assigned(session: aiohttp.ClientSession, base: str, minimum: int,
+                               timeout: float = 60.0) -> None:
+    """Wait until this worker's ingress router owns at least ``minimum`` partitions."""
+
+    async def check() -> bool:
+        async with session.get(base + "/health") as resp:
+            body = await resp.json()
+        return body["checks"]["partitions"]["ingress_assigned"] >= minimum
+
+    await eventually(check, timeout=timeout)
+
+
+async def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return sum([(await consumer.committed(TopicPartition(topic, p))) or 0
+                    for p in range(partitions)])
+    finally:
+        await consumer.stop()

@@ -213,8 +213,8 @@ async def create_stream(port: int, token: str) -> None:
 def run_pipeline(args: Any) -> dict[str, Any]:
     payload = make_payload(args.payload_bytes)
     with bench_env() as benv:
-        baseline = run_async(raw_passthrough(benv, args.events, payload))
         with worker(benv, ESB_ROUTER_ENABLED="false") as (_api, port):
+            baseline = run_async(raw_passthrough(benv, args.events, payload))
             run_async(create_stream(port, token_for(benv, TENANT)))
             run_async(preload(benv.bootstrap, f"{benv.prefix}.ingress", args.events, payload))
             with worker(benv) as (router, _port), RssSampler(router.pid) as rss:
