@@ -100,7 +100,7 @@ def fingerprint(body: bytes) -> str:
 class IdempotencyStore:
     PENDING_TTL_S = 120
 
-    def __init__(self, backend: KeyValueBackend, *, ttl_s: int = 86400, wait_s: float = 10.0) -> None:
+    def __init__(self, backend: KeyValueBackend, *, ttl_s: int = 86400, wait_s: float = 30.0) -> None:
         self._backend = backend
         self._ttl = ttl_s
         self._wait = wait_s
