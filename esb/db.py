@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -207,8 +208,15 @@ def start_embedded_postgres(data_dir: Path) -> str:
         warnings.simplefilter("ignore")
         import pgserver
 
-    try:
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")
-    except Exception as exc:
-        raise StorageUnavailable(f"embedded PostgreSQL did not start in {data_dir}: {exc}") from exc
-    return str(server.get_uri())
+    # pgserver races when two processes initialise the same directory at once (the second reads
+    # the first's initdb pid file); retrying joins the server the first one started.
+    for attempt in range(6):
+        try:
+            server = pgserver.get_server(data_dir, cleanup_mode="stop")
+            return str(server.get_uri())
+        except Exception as exc:
+            if attempt == 5:
+                raise StorageUnavailable(
+                    f"embedded PostgreSQL did not start in {data_dir}: {exc}") from exc
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
