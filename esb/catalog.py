@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the reducer decided for one write: ``created``, ``exists``, ``updated``, ``deleted``, ``missing``."""
+    """What the reducer decided for one write.
+
+    ``status`` is one of ``created``, ``exists``, ``updated``, ``deleted``, ``missing``.
+    """
 
     status: str
     data: dict[str, Any] | None

@@ -19,7 +19,7 @@ from esb.errors import ExpressionError
 class Expression:
     """A compiled CEL expression; ``evaluate`` takes the variables as a mapping."""
 
-    __slots__ = ("source", "_program")
+    __slots__ = ("_program", "source")
 
     def __init__(self, source: str) -> None:
         if not isinstance(source, str) or not source.strip():

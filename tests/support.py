@@ -159,7 +159,7 @@ async def consume_all(bootstrap: str, topics: Iterable[str], *, expect: int,
         for topic in topics:
             parts = consumer.partitions_for_topic(topic)
             if parts is None:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 parts = consumer.partitions_for_topic(topic) or set()
             tps.extend(TopicPartition(topic, p) for p in parts)
         consumer.assign(tps)

@@ -83,26 +83,25 @@ def run_publish(args: Any) -> dict[str, Any]:
     payload = make_payload(args.payload_bytes)
     pad = "x" * max(0, args.payload_bytes - 60)
     single_total = min(args.events, 20_000)
-    with bench_env() as benv:
-        with worker(benv) as (proc, port), RssSampler(proc.pid) as rss:
-            base = f"http://127.0.0.1:{port}"
-            token = token_for(benv, TENANT)
+    with bench_env() as benv, worker(benv) as (proc, port), RssSampler(proc.pid) as rss:
+        base = f"http://127.0.0.1:{port}"
+        token = token_for(benv, TENANT)
 
-            async def create() -> None:
-                async with aiohttp.ClientSession() as session:
-                    await http_json(session, "POST", f"{base}/api/v1/streams", token,
-                                    {"stream_name": STREAM, "source_capability": "bench",
-                                     "partitions": PARTITIONS})
+        async def create() -> None:
+            async with aiohttp.ClientSession() as session:
+                await http_json(session, "POST", f"{base}/api/v1/streams", token,
+                                {"stream_name": STREAM, "source_capability": "bench",
+                                 "partitions": PARTITIONS})
 
-            run_async(create())
-            baseline = run_async(raw_produce(benv.bootstrap, f"{benv.prefix}.raw.produce",
-                                             args.events, payload))
-            single = run_async(http_phase(base, token, total=single_total,
-                                          concurrency=args.concurrency, batch=1, pad=pad))
-            batched = run_async(http_phase(base, token, total=args.events,
-                                           concurrency=max(1, args.concurrency // 8),
-                                           batch=args.batch_size, pad=pad))
-            memory = rss.summary()
+        run_async(create())
+        baseline = run_async(raw_produce(benv.bootstrap, f"{benv.prefix}.raw.produce",
+                                         args.events, payload))
+        single = run_async(http_phase(base, token, total=single_total,
+                                      concurrency=args.concurrency, batch=1, pad=pad))
+        batched = run_async(http_phase(base, token, total=args.events,
+                                       concurrency=max(1, args.concurrency // 8),
+                                       batch=args.batch_size, pad=pad))
+        memory = rss.summary()
     return {
         "benchmark": "publish",
         "payload_bytes": len(payload),

@@ -29,7 +29,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[Top
     for topic in topics:
         parts = consumer.partitions_for_topic(topic)
         if parts is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001  aiokafka has no public call
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         out.extend(TopicPartition(topic, p) for p in sorted(parts))
     return out
