@@ -6,22 +6,23 @@ millisecond the random part is incremented, keeping ids from one process strictl
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: RFC 4648 base32 (done in C by base64.b32encode) translated to Crockford's alphabet
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
 
 
-def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return "".join(reversed(chars))
+def _encode128(value: int) -> str:
+    """26 Crockford base32 characters for a 128-bit value (4 zero bytes pad it to 160 bits)."""
+    return base64.b32encode(b"\0\0\0\0" + value.to_bytes(16, "big"))[6:].translate(
+        _TO_CROCKFORD).decode()
 
 
 def ulid() -> str:
@@ -35,7 +36,7 @@ def ulid() -> str:
         else:
             _last_ms = now_ms
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
-        return _encode(now_ms, 10) + _encode(_last_rand, 16)
+        return _encode128((now_ms << 80) | _last_rand)
 
 
 def new_id(prefix: str) -> str:
