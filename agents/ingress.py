@@ -23,11 +23,17 @@ from mode import Service
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.errors import EsbError
 from esb.metrics import DEAD_LETTERED, ROUTE_LATENCY, ROUTED, ROUTER_ASSIGNED, flush_tally
-from esb.routing import IngressRouter, Rejected
+from esb.readside.stages import append_stage, stage_entry
+from esb.routing import HISTORY_HEADER, IngressRouter, Rejected
 from esb.runtime import Runtime
 from esb.topics import LANES, Priority
 
 log = logging.getLogger(__name__)
+
+ROUTER_ID = "proc_ingress_router"
+#: the ROUTING stage (queued in the ingress from t0, routed at t1), same shape as stage_entry()
+ROUTING_STAGE = (b'[{"p":"' + ROUTER_ID.encode()
+                 + b'","s":"ROUTING","st":"COMPLETED","t0":%d,"t1":%d}]')
 
 
 class _Inflight:
@@ -113,6 +119,7 @@ class LaneRouter(ConsumerRebalanceListener):
         futures: list[asyncio.Future[Any]] = []
         offsets: dict[TopicPartition, int] = {}
         oldest = 0
+        routed_ms = int(time.time() * 1000)
         for tp, records in batches.items():
             for rec in records:
                 try:
@@ -124,6 +131,11 @@ class LaneRouter(ConsumerRebalanceListener):
                                         rec.offset, runtime.topics.ingress, rej.tenant)))
                     self.dead[(rej.tenant or "", "", "ingress", rej.reason)] += 1
                     continue
+                if route.has_history:
+                    route.headers = append_stage(route.headers, stage_entry(
+                        ROUTER_ID, "ROUTING", rec.timestamp, routed_ms))
+                else:  # the common case, formatted without a JSON encoder: this runs per event
+                    route.headers.append((HISTORY_HEADER, ROUTING_STAGE % (rec.timestamp, routed_ms)))
                 futures.append(await send(route.topic, route.value, key=route.key,
                                           headers=route.headers, codec=route.codec))
                 self.routed[(route.tenant, route.stream, route.lane)] += 1

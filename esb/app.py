@@ -20,6 +20,7 @@ from esb.settings import Settings, get_settings
 #: Feature modules, each exposing ``install(app)``: it may add runtime children, payload checks,
 #: agents, tables and view blueprints. One line per feature; order is start-up order.
 FEATURES: list[str] = [
+    "esb.sourcing.feature",
 ]
 
 

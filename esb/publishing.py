@@ -15,8 +15,11 @@ from esb.envelope import Envelope
 from esb.errors import NotFound, PayloadTooLarge, ValidationFailed
 from esb.kafka import ProducerPool, acked
 from esb.metrics import PUBLISH_LATENCY, PUBLISHED
+from esb.readside.stages import append_stage, stage_entry
 from esb.routing import PayloadChecks
 from esb.streams import StreamDirectory, stream_name_from
+
+VALIDATOR_ID = "proc_validation"
 
 
 class Publisher:
@@ -59,13 +62,17 @@ class Publisher:
                            path: str = "http") -> list[dict[str, Any]]:
         """All-or-nothing validation, then one produce per event; answers once all are acked."""
         started = time.perf_counter()
+        t0 = time.time() * 1000
         streams = [self.check(env, tenant) for env in envelopes]
+        validated = stage_entry(VALIDATOR_ID, "VALIDATION", t0, time.time() * 1000,
+                                output={"validation_result": "passed"})
         futures = []
         for env, stream in zip(envelopes, streams, strict=True):
             topic = self.directory.lane_topic(stream, env.priority)
             codec = None if stream["compression_type"] == "NONE" else stream["compression_type"].lower()
             futures.append(await self.producers.send(
-                topic, env.data, key=env.kafka_key(), headers=env.kafka_headers(), codec=codec))
+                topic, env.data, key=env.kafka_key(),
+                headers=append_stage(env.kafka_headers(), validated), codec=codec))
         metas = await asyncio.gather(*(acked(f, "stream") for f in futures))
         PUBLISH_LATENCY.labels(path).observe(time.perf_counter() - started)
         results = []

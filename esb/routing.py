@@ -19,6 +19,7 @@ from esb.topics import Priority
 
 Headers = Sequence[tuple[str, bytes]]
 REQUIRED = ("ce_specversion", "ce_id", "ce_source", "ce_type")
+HISTORY_HEADER = "esb-history"  # stage timings for processing history (esb.readside.stages)
 
 
 class Rejected(Exception):
@@ -42,6 +43,7 @@ class Route:
     stream: str
     lane: str
     event_type: str
+    has_history: bool = False
 
 
 #: a payload check (e.g. schema validation): (tenant, ce_* headers, data, content type) -> None,
@@ -121,6 +123,7 @@ class IngressRouter:
             stream=stream["stream_name"],
             lane=priority.value,
             event_type=event_type,
+            has_history=HISTORY_HEADER in h,
         )
 
 

@@ -206,6 +206,18 @@ class ReadModelStore:
                         changes += await _apply_one(conn, tenant_id, definition, event)
         return changes
 
+    async def replay(self, tenant_id: str, name: str,
+                     events: Iterable[ArchivedEvent] | AsyncIterable[ArchivedEvent]) -> int:
+        """Re-apply ``events`` to one model without emptying it first (e.g. one aggregate's
+        or one stream's events); returns the number of changes applied."""
+        definition = await self.get_definition(tenant_id, name)
+        changes = 0
+        async with self.db.connection() as conn, conn.pipeline():
+            async for event in _aiter(events):
+                if event.tenant_id == tenant_id:
+                    changes += await _apply_one(conn, tenant_id, definition, event)
+        return changes
+
     # --- queries ------------------------------------------------------------------------
     async def get_document(self, tenant_id: str, name: str, key: str) -> ReadModelDocument:
         async with self.db.connection() as conn:
