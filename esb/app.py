@@ -16,10 +16,10 @@ from mode import ServiceT
 from esb.runtime import Runtime
 from esb.settings import Settings, get_settings
 
-
 #: Feature modules, each exposing ``install(app)``: it may add runtime children, payload checks,
 #: agents, tables and view blueprints. One line per feature; order is start-up order.
 FEATURES: list[str] = [
+    "esb.schemas.feature",
     "esb.sourcing.feature",
 ]
 

@@ -7,6 +7,7 @@ HS256 with a shared secret is the default; RS256 with a public key lets an exter
 
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +62,16 @@ class Authenticator:
         if not authorization:
             raise AuthenticationError("missing bearer token (Authorization: Bearer <jwt>)")
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        if scheme.lower() == "basic" and token:
+            # Confluent clients speak HTTP basic auth: the password is the JWT
+            try:
+                _, _, token = base64.b64decode(token.strip()).decode().partition(":")
+            except ValueError:
+                raise AuthenticationError("malformed basic credentials") from None
+        elif scheme.lower() != "bearer" or not token:
             raise AuthenticationError("Authorization header must be 'Bearer <jwt>'")
+        if not token:
+            raise AuthenticationError("missing token")
         return self.decode(token.strip())
 
     def decode(self, token: str) -> Principal:

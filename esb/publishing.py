@@ -51,6 +51,9 @@ class Publisher:
         if self.payload_checks.checks:
             self.payload_checks(tenant, {f"ce_{k}": v for k, v in envelope.attributes.items()},
                                envelope.data, envelope.content_type)
+        encoder = self.payload_checks.encoder_for(stream, envelope.content_type)
+        if encoder is not None:
+            envelope.data, envelope.content_type = encoder(tenant, envelope.type, envelope.data)
         return stream
 
     async def publish(self, envelope: Envelope, tenant: str, *, path: str = "http"

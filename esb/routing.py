@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from esb.envelope import CE_JSON, envelopes_from_structured
+from esb.envelope import CE_JSON, envelopes_from_structured, is_json
 from esb.errors import EsbError
 from esb.streams import StreamDirectory
 from esb.topics import Priority
@@ -51,14 +51,31 @@ class Route:
 PayloadCheck = Callable[[str, dict[str, str], bytes | None, str], None]
 
 
+#: re-encodes JSON data for a stream that stores another serialization:
+#: (tenant, event type, JSON bytes) -> (new bytes, new content type)
+PayloadEncoder = Callable[[str, str, bytes], tuple[bytes, str]]
+
+
 class PayloadChecks:
-    """The checks features register (schema registry, …); shared by both publish paths."""
+    """The checks and encoders features register (schema registry, …); shared by both publish
+    paths, so HTTP and the Kafka ingress accept, reject and store exactly the same events."""
 
     def __init__(self) -> None:
         self.checks: list[PayloadCheck] = []
+        self.encoders: dict[str, PayloadEncoder] = {}
 
     def register(self, check: PayloadCheck) -> None:
         self.checks.append(check)
+
+    def register_encoder(self, serialization: str, encoder: PayloadEncoder) -> None:
+        """E.g. ``"AVRO"``: JSON published to a stream whose default_serialization is AVRO is
+        stored as Avro in the Confluent wire format."""
+        self.encoders[serialization] = encoder
+
+    def encoder_for(self, stream: dict[str, Any], content_type: str) -> PayloadEncoder | None:
+        if not self.encoders or not is_json(content_type):
+            return None
+        return self.encoders.get(stream.get("default_serialization", "JSON"))
 
     def __call__(self, tenant: str, headers: dict[str, str], data: bytes | None,
                  content_type: str) -> None:
@@ -109,6 +126,14 @@ class IngressRouter:
                 self.payload_checks(tenant, h, value, h.get("content-type", "application/json"))
             except EsbError as exc:
                 raise Rejected("schema_violation", _describe(exc), tenant) from None
+        encoder = self.payload_checks.encoder_for(stream, h.get("content-type", "application/json"))
+        if encoder is not None and value is not None:
+            try:
+                value, content_type = encoder(tenant, event_type, value)
+            except EsbError as exc:
+                raise Rejected("schema_violation", _describe(exc), tenant) from None
+            out_headers = [(k, v) for k, v in out_headers if k != "content-type"]
+            out_headers.append(("content-type", content_type.encode()))
         if not hint:
             out_headers.append(("ce_stream", stream["stream_name"].encode()))
         partition_key = h.get("ce_partitionkey") or h.get("ce_aggregateid")

@@ -14,6 +14,7 @@ from typing import Any
 import avro.errors
 import avro.schema
 import fastavro
+import fastavro.schema
 import jsonschema
 import jsonschema.exceptions
 
@@ -72,7 +73,8 @@ def _check_avro_schema(schema: Any) -> None:
     try:
         fastavro.parse_schema(schema)
         avro.schema.parse(dumps_canonical(schema))
-    except (avro.errors.AvroException, ValueError, TypeError, KeyError) as exc:
+    except (avro.errors.AvroException, fastavro.schema.SchemaParseException, ValueError,
+            TypeError, KeyError) as exc:
         raise ValidationFailed(
             f"invalid Avro schema: {exc}",
             errors=[{"path": "$", "message": str(exc)}],

@@ -113,3 +113,14 @@ async def test_idempotency_waiter_gets_the_first_answer() -> None:
     task = asyncio.ensure_future(finish())
     assert (await store.claim("t", "k", "fp")).body == {"n": 1}
     await task
+
+
+def test_basic_auth_carries_the_jwt_as_password(tmp_path) -> None:
+    import base64
+
+    settings = Settings(data_dir=tmp_path, jwt_secret=SECRET)
+    token = mint_token(settings, tenant="acme")
+    basic = base64.b64encode(f"any-user:{token}".encode()).decode()
+    assert Authenticator(settings).authenticate(f"Basic {basic}").tenant == "acme"
+    with pytest.raises(AuthenticationError):
+        Authenticator(settings).authenticate("Basic " + base64.b64encode(b"user:").decode())
