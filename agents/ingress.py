@@ -120,10 +120,19 @@ class LaneRouter(ConsumerRebalanceListener):
         offsets: dict[TopicPartition, int] = {}
         oldest = 0
         routed_ms = int(time.time() * 1000)
+        synced = False
         for tp, records in batches.items():
             for rec in records:
                 try:
-                    route = router.route(rec.headers, rec.key, rec.value)
+                    try:
+                        route = router.route(rec.headers, rec.key, rec.value)
+                    except Rejected as first:
+                        if first.reason != "no_route" or synced:
+                            raise
+                        # a stream created a moment ago on another replica? catch up once a batch
+                        synced = True
+                        await runtime.catalog.sync()
+                        route = router.route(rec.headers, rec.key, rec.value)
                 except Rejected as rej:
                     futures.append(await send_to_dead_letters(
                         runtime.producers, dlq, key=rec.key, value=rec.value, headers=rec.headers,

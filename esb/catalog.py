@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ class MetadataCatalog(Service):
         self._applied = -1  # offset of the last applied record
         self._progress = asyncio.Condition()
         self._listeners: list[Listener] = []
+        self._synced_at = 0.0
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -176,6 +178,22 @@ class MetadataCatalog(Service):
         async with self._progress:
             self._applied = records[-1].offset
             self._progress.notify_all()
+
+    async def sync(self, *, timeout: float = 5.0) -> None:
+        """Catch up with the log's current end: read-your-writes across replicas.
+
+        Called on a miss (an unknown stream, say), so a client that created something on one
+        replica and uses it on another right away is not told it does not exist. Cheap when the
+        replica is already current; repeated misses within 100 ms share one round trip.
+        """
+        if self._consumer is None or time.monotonic() - self._synced_at < 0.1:
+            return
+        try:
+            end = (await self._consumer.end_offsets([self._tp]))[self._tp]
+            await asyncio.wait_for(self._wait_applied(end - 1), timeout)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("metadata sync incomplete: %s", exc)
+        self._synced_at = time.monotonic()
 
     async def write(self, kind: str, tenant: str, name: str, op: str,
                     data: dict[str, Any] | None = None, *, timeout: float = 15.0) -> Outcome:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from esb.envelope import Envelope
@@ -22,10 +22,16 @@ from esb.streams import StreamDirectory, stream_name_from
 VALIDATOR_ID = "proc_validation"
 
 
+async def _no_sync() -> None:
+    return None
+
+
 class Publisher:
     def __init__(self, directory: StreamDirectory, producers: ProducerPool, *,
-                 max_event_bytes: int, payload_checks: PayloadChecks) -> None:
+                 max_event_bytes: int, payload_checks: PayloadChecks,
+                 sync: Callable[[], Awaitable[None]] | None = None) -> None:
         self.directory = directory
+        self.sync = sync or _no_sync
         self.producers = producers
         self.max_event_bytes = max_event_bytes
         self.payload_checks = payload_checks
@@ -66,7 +72,12 @@ class Publisher:
         """All-or-nothing validation, then one produce per event; answers once all are acked."""
         started = time.perf_counter()
         t0 = time.time() * 1000
-        streams = [self.check(env, tenant) for env in envelopes]
+        try:
+            streams = [self.check(env, tenant) for env in envelopes]
+        except (NotFound, ValidationFailed):
+            # maybe a stream created a moment ago on another replica: catch up once, re-check
+            await self.sync()
+            streams = [self.check(env, tenant) for env in envelopes]
         validated = stage_entry(VALIDATOR_ID, "VALIDATION", t0, time.time() * 1000,
                                 output={"validation_result": "passed"})
         futures = []

@@ -39,7 +39,8 @@ class Runtime(Service):
         self.payload_checks = PayloadChecks()
         self.publisher = Publisher(self.streams.directory, self.producers,
                                    max_event_bytes=settings.max_event_bytes,
-                                   payload_checks=self.payload_checks)
+                                   payload_checks=self.payload_checks,
+                                   sync=self.catalog.sync)
         self.redis: Any = None
         self.idempotency = IdempotencyStore(MemoryBackend(), ttl_s=settings.idempotency_ttl_s)
         self.database: Any = None

@@ -181,8 +181,11 @@ class StreamService:
                                 stream_id=stream_id_for(req.stream_name))
         return record
 
-    def get(self, tenant: str, ref: str) -> dict[str, Any]:
+    async def get(self, tenant: str, ref: str) -> dict[str, Any]:
         stream = self.directory.get(tenant, ref)
+        if stream is None:
+            await self.catalog.sync()  # created a moment ago on another replica?
+            stream = self.directory.get(tenant, ref)
         if stream is None:
             raise NotFound(f"stream {ref!r} not found", stream_id=ref)
         return stream

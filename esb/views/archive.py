@@ -67,7 +67,7 @@ class StreamEventsView(View):
 
     async def get(self, request: web.Request, stream_id: str) -> web.Response:
         who = principal(request)
-        stream = self.app.runtime.streams.get(who.tenant, stream_id)  # NotFound if absent
+        stream = await self.app.runtime.streams.get(who.tenant, stream_id)  # NotFound if absent
         params = _validated(StreamEventsParams, dict(request.query))
         query = _validated(EventQuery, {
             "stream_id": stream_id_for(stream_name_from(stream["stream_name"])),

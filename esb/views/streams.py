@@ -36,4 +36,4 @@ class StreamsView(View):
 class StreamView(View):
     async def get(self, request: web.Request, stream_id: str) -> web.Response:
         who = principal(request)
-        return json_response(self.app.runtime.streams.get(who.tenant, stream_id))
+        return json_response(await self.app.runtime.streams.get(who.tenant, stream_id))

@@ -1,0 +1,38 @@
+"""The worker's local RocksDB store of partition states (rocksdict), a cache of the changelog.
+
+Each value is stored with the changelog offset it was written at. On partition assignment the
+runtime compares that offset with the changelog's last one: equal means the local copy is
+current (no restore read); otherwise the changelog's last record wins (one key per changelog
+partition, so the last record IS the latest state). The local store is only ever an
+optimisation: losing it costs one read per partition, never correctness.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+from rocksdict import Rdict
+
+_OFFSET = struct.Struct(">q")
+
+
+class LocalStateStore:
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self._db: Any = Rdict(str(path))
+
+    def load(self, key: str) -> tuple[int, bytes] | None:
+        """(changelog offset, encoded state) or None when this replica never held the key."""
+        raw = self._db.get(key.encode())
+        if raw is None:
+            return None
+        (offset,) = _OFFSET.unpack_from(raw)
+        return offset, bytes(raw[_OFFSET.size:])
+
+    def save(self, key: str, changelog_offset: int, encoded: bytes) -> None:
+        self._db[key.encode()] = _OFFSET.pack(changelog_offset) + encoded
+
+    def close(self) -> None:
+        self._db.close()
