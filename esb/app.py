@@ -21,6 +21,7 @@ from esb.settings import Settings, get_settings
 FEATURES: list[str] = [
     "esb.schemas.feature",
     "esb.sourcing.feature",
+    "esb.delivery.feature",
     "esb.processing.feature",
 ]
 

@@ -7,6 +7,7 @@ re-consumed DLQ record updates rather than duplicates). Only parameterized SQL.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,9 +39,8 @@ class DeadLetterRow:
         origin = (info.get("origin-topic", self.dlq_topic), info.get("origin-partition", "0"),
                   info.get("origin-offset", str(self.dlq_offset)))
         return {
-            "dlq_id": "dlq_" + base64.urlsafe_b64encode(
-                f"{origin[0]}/{origin[1]}/{origin[2]}/{info.get('stage', '')}".encode()
-            ).decode().rstrip("="),
+            "dlq_id": dead_letter_id(origin, info.get("stage", ""), info.get("destination", ""),
+                                     _header(original, "esb-sub-id")),
             "tenant_id": info.get("tenant") or ce.get("tenantid") or UNATTRIBUTED,
             "event_id": ce.get("id"),
             "event_type": ce.get("type"),
@@ -64,6 +64,19 @@ class DeadLetterRow:
             "dlq_partition": self.dlq_partition,
             "dlq_offset": self.dlq_offset,
         }
+
+
+def dead_letter_id(origin: tuple[str, str, str], stage: str, destination: str,
+                   subscription: str | None) -> str:
+    """Deterministic, so a re-consumed DLQ record updates its row instead of duplicating it; the
+    destination and subscription are part of it because several subscriptions can dead-letter
+    the same stream record."""
+    identity = "/".join((*origin, stage, destination, subscription or ""))
+    return "dlq_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    return next((v.decode(errors="replace") for k, v in headers if k == name), None)
 
 
 _UPSERT = """

@@ -124,9 +124,10 @@ async def raw_passthrough(benv: BenchEnv, n: int, payload: bytes) -> dict[str, A
     return {"events": n, "seconds": round(elapsed, 3), "events_per_s": round(n / elapsed, 1)}
 
 
-async def wait_committed(bootstrap: str, group: str, topic: str, n: int, timeout: float
-                         ) -> dict[str, Any]:
-    """Watch the router's committed offsets: rate from its first commit to the last event."""
+async def wait_committed(bootstrap: str, group: str, topic: str, n: int, timeout: float,
+                         already: int = 0) -> dict[str, Any]:
+    """Watch the router's committed offsets: rate from its first commit (beyond ``already``,
+    what earlier phases routed) until ``n`` more events are committed."""
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                              enable_auto_commit=False)
     await probe.start()
@@ -139,12 +140,12 @@ async def wait_committed(bootstrap: str, group: str, topic: str, n: int, timeout
             for tp in tps:
                 total += (await probe.committed(tp)) or 0
             now = time.perf_counter()
-            if total and first is None:
+            if total > already and first is None:
                 first = (now, total)
-            if total >= n:
+            if total >= already + n:
                 assert first is not None
                 elapsed = now - first[0]
-                counted = n - first[1]
+                counted = already + n - first[1]
                 if counted <= 0 or elapsed <= 0:
                     raise RuntimeError("the router finished within one commit: raise --events")
                 return {"events": n, "seconds": round(elapsed, 3),
@@ -210,30 +211,65 @@ async def create_stream(port: int, token: str) -> None:
                          "partitions": PARTITIONS})
 
 
+BENCH_SCHEMA = {
+    "type": "object",
+    "properties": {"order_id": {"type": "string", "pattern": "^ord_"},
+                   "customer_id": {"type": "string"},
+                   "total": {"type": "number", "minimum": 0},
+                   "currency": {"type": "string", "enum": ["EUR", "USD", "GBP"]},
+                   "pad": {"type": "string"}},
+    "required": ["order_id", "customer_id", "total", "currency"],
+}
+
+
+async def register_bench_schema(port: int, token: str) -> None:
+    """A JSON Schema plus a CEL business rule for the bench event type: every event validated."""
+    async with aiohttp.ClientSession() as session:
+        await http_json(session, "POST", f"http://127.0.0.1:{port}/api/v1/schemas/enhanced", token,
+                        {"schema_name": "bench_order", "event_type": "order.created",
+                         "json_schema": BENCH_SCHEMA,
+                         "validation_rules": {"business_rules": [
+                             {"name": "positive_total", "rule": "total >= 0.0"}]}})
+
+
 def run_pipeline(args: Any) -> dict[str, Any]:
+    """Baseline, then the router with schema validation off, then on (same stream, same run)."""
     payload = make_payload(args.payload_bytes)
+    phases: dict[str, Any] = {}
     with bench_env() as benv:
+        ingress = f"{benv.prefix}.ingress"
+        group = f"{benv.prefix}-router-normal"
         with worker(benv, ESB_ROUTER_ENABLED="false") as (_api, port):
+            token = token_for(benv, TENANT)
             baseline = run_async(raw_passthrough(benv, args.events, payload))
-            run_async(create_stream(port, token_for(benv, TENANT)))
-            run_async(preload(benv.bootstrap, f"{benv.prefix}.ingress", args.events, payload))
-            with worker(benv) as (router, _port), RssSampler(router.pid) as rss:
-                routed = run_async(wait_committed(
-                    benv.bootstrap, f"{benv.prefix}-router-normal", f"{benv.prefix}.ingress",
-                    args.events, timeout=600))
-                throughput_rss = rss.summary()
-                mark = rss.mark()
-                latency = run_async(latency_phase(benv, args.latency_rate, args.latency_seconds,
-                                                  payload))
-                steady_rss = rss.summary(mark)
+            run_async(create_stream(port, token))
+            for done, validation in enumerate(("off", "on")):
+                if validation == "on":
+                    run_async(register_bench_schema(port, token))
+                run_async(preload(benv.bootstrap, ingress, args.events, payload))
+                with worker(benv) as (router, _port), RssSampler(router.pid) as rss:
+                    routed = run_async(wait_committed(benv.bootstrap, group, ingress, args.events,
+                                                      timeout=600, already=done * args.events))
+                    phase: dict[str, Any] = {
+                        "validated_and_routed": routed,
+                        "ratio": round(routed["events_per_s"] / baseline["events_per_s"], 3),
+                        "router_worker_memory": {"throughput_phase": rss.summary()}}
+                    if validation == "off":
+                        mark = rss.mark()
+                        phase["end_to_end_latency_ms"] = run_async(latency_phase(
+                            benv, args.latency_rate, args.latency_seconds, payload))
+                        phase["router_worker_memory"]["steady_rate_phase"] = rss.summary(mark)
+                phases[f"validation_{validation}"] = phase
+    off, on = phases["validation_off"], phases["validation_on"]
     return {
         "benchmark": "pipeline",
         "events": args.events,
         "payload_bytes": len(payload),
-        "validated_and_routed": routed,
         "baseline_raw_aiokafka_passthrough": baseline,
-        "ratio": round(routed["events_per_s"] / baseline["events_per_s"], 3),
-        "end_to_end_latency_ms": latency,
-        "router_worker_memory": {"throughput_phase": throughput_rss,
-                                 "steady_rate_phase": steady_rss},
+        "ratio": off["ratio"],
+        "ratio_with_validation": on["ratio"],
+        "validated_and_routed": off["validated_and_routed"],
+        "end_to_end_latency_ms": off["end_to_end_latency_ms"],
+        "router_worker_memory": off["router_worker_memory"],
+        "with_schema_validation": on,
     }

@@ -28,3 +28,8 @@ def on_webserver_init(app: Any, web: Any) -> None:
     web._esb_initialised = True
     web.web_app.middlewares.append(auth_middleware(app.runtime.auth))
     web.web_app.router.add_get("/ws/events/{stream_name}", live.make_handler(app))
+    if getattr(app, "delivery", None) is not None:
+        from esb.views import subscriptions_ws
+
+        web.web_app.router.add_get("/ws/subscriptions/{subscription_id}",
+                                   subscriptions_ws.make_handler(app))

@@ -1,0 +1,617 @@
+"""Webhook delivery workers: per-subscription consumer groups, retry tiers, dead letters.
+
+Kafka-native like ``agents.ingress`` (aiokafka, commit after the work is settled). Per active
+webhook subscription one consumer group (``<app_id>.<tenant>.<subscription_id>``) reads the
+stream's lane topics and the tenant's redelivery topic; Kafka group membership spreads the
+partitions across replicas. A catalog listener starts and stops runners as subscriptions appear,
+change generation (replay, rebalance) or go away.
+
+Lanes: a poll's records are handled CRITICAL first, and while a higher lane returns records the
+lower lanes' partitions are paused (strict priority; a lower lane resumes when the higher ones
+run dry).
+
+A failed attempt never holds a partition: the record goes to ``<prefix>.retry.<tier>`` with its
+due time and attempt log in headers and the offset is committed once that write is acked. One
+consumer per tier pauses a partition until its head record has waited the tier's delay, then
+forwards it to a smaller tier or re-attempts. After the last attempt the record goes to the
+dead-letter topic (stage ``delivery``, attempt log in the error) with destination
+``<prefix>.<tenant>._redeliver`` so a redrive re-delivers it. See ``esb.delivery.dedup`` for what
+each delivery mode guarantees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from mode import Service
+
+from esb.deadletter import Failure, send_to_dead_letters
+from esb.delivery.breaker import BreakerConfig, InMemoryCircuitBreaker
+from esb.delivery.cloudevents_http import OutboundEvent
+from esb.delivery.config import DeliverySettings
+from esb.delivery.dedup import InMemoryDedupStore
+from esb.delivery.deliverer import Deliverer
+from esb.delivery.http_client import WebhookClient
+from esb.delivery.matching import LazyPayload, SubscriptionMatcher
+from esb.delivery.models import DeliveryMode, RetryPolicyConfig, SubscriptionState
+from esb.delivery.names import (
+    DELIVERY_HEADERS,
+    H_ATTEMPTS,
+    H_DUE_AT,
+    H_ORIGIN,
+    H_SUBSCRIPTION,
+    H_TENANT,
+    SUBSCRIPTION_KIND,
+    redeliver_topic,
+    retry_topic,
+    status_topic,
+    tier_label,
+)
+from esb.delivery.ratelimit import InMemoryRateLimiter, RateLimit
+from esb.delivery.retry import AttemptLog, DelayTiers, NextAction, RetryPolicy, decide_next_step
+from esb.delivery.secretbox import SecretBox
+from esb.delivery.ssrf import SsrfGuard
+from esb.delivery.stats import DeliveryStats
+from esb.envelope import attributes_from_kafka_headers
+from esb.errors import EsbError
+from esb.kafka import TopicSpec
+from esb.topics import LANES
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class Item:
+    """One record on its way to a receiver, wherever it was read from."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers  # the original headers, without our delivery headers
+    origin: tuple[str, int, int]
+    attempts: AttemptLog
+
+
+def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode()
+    return None
+
+
+def _original(headers: Sequence[tuple[str, bytes]]) -> Headers:
+    return [(k, v) for k, v in headers if k not in DELIVERY_HEADERS]
+
+
+def _origin_of(headers: Sequence[tuple[str, bytes]], fallback: tuple[str, int, int]
+               ) -> tuple[str, int, int]:
+    raw = _header(headers, H_ORIGIN)
+    if not raw:
+        return fallback
+    topic, partition, offset = raw.rsplit(":", 2)
+    return topic, int(partition), int(offset)
+
+
+class DeliveryWorker(Service):
+    """Owns the adapters and every runner of this replica."""
+
+    def __init__(self, app: Any, config: DeliverySettings, box: SecretBox,
+                 subscriptions: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.app = app
+        self.runtime = app.runtime
+        self.config = config
+        self.box = box
+        self.subscriptions = subscriptions
+        self.tiers = DelayTiers(config.tiers)
+        self.guard = SsrfGuard(allow_cidrs=config.cidrs, allow_hosts=config.hosts)
+        self.client = WebhookClient()
+        self.redis: Any = None
+        self.stats = DeliveryStats(None, f"{self.runtime.topics.prefix}:")
+        self.deliverer: Deliverer | None = None
+        self.runners: dict[str, SubscriptionRunner] = {}
+        self.retry_runners: list[RetryTierRunner] = []
+        self._changed = asyncio.Event()
+        self._replayed_local: set[str] = set()
+        self.runtime.catalog.add_listener(self._on_catalog_change)
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def on_start(self) -> None:
+        runtime, config = self.runtime, self.config
+        prefix = f"{runtime.topics.prefix}:"
+        breaker_config = BreakerConfig(config.breaker_failure_threshold, config.breaker_cooldown_s)
+        rate = RateLimit(config.rate_per_s, config.rate_burst)
+        if runtime.settings.redis_url is not None:
+            import redis.asyncio as aioredis
+            from redis.backoff import ExponentialBackoff
+            from redis.retry import Retry
+
+            from esb.delivery.breaker_redis import RedisCircuitBreaker
+            from esb.delivery.dedup_redis import RedisDedupStore
+            from esb.delivery.ratelimit_redis import RedisRateLimiter
+
+            self.redis = aioredis.from_url(
+                runtime.settings.redis_url.get_secret_value(),
+                socket_timeout=config.redis_timeout_s,
+                socket_connect_timeout=config.redis_timeout_s,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            )
+            breaker: Any = RedisCircuitBreaker(self.redis, breaker_config, prefix=prefix)
+            limiter: Any = RedisRateLimiter(self.redis, rate, prefix=prefix)
+            dedup: Any = RedisDedupStore(self.redis, prefix=prefix)
+        else:
+            breaker = InMemoryCircuitBreaker(breaker_config)
+            limiter = InMemoryRateLimiter(rate)
+            dedup = InMemoryDedupStore()
+        self.stats = DeliveryStats(self.redis, prefix)
+        self.deliverer = Deliverer(self.client, self.guard, breaker, limiter, dedup,
+                                   max_inline_rate_wait_s=config.max_inline_rate_wait_s)
+        s = runtime.settings
+        await runtime.admin.ensure_topics(
+            [TopicSpec(retry_topic(runtime.topics, t), s.default_partitions,
+                       s.internal_replication_factor) for t in self.tiers.tiers]
+            + [TopicSpec(status_topic(runtime.topics), 1, s.internal_replication_factor,
+                         {"retention.ms": str(24 * 3600 * 1000)})])
+        if config.enabled:
+            for tier in self.tiers.tiers:
+                runner = RetryTierRunner(self, tier)
+                await runner.start()
+                self.retry_runners.append(runner)
+        self._changed.set()
+
+    async def on_stop(self) -> None:
+        await asyncio.gather(*(r.stop() for r in self.runners.values()), return_exceptions=True)
+        await asyncio.gather(*(r.stop() for r in self.retry_runners), return_exceptions=True)
+        self.runners.clear()
+        await self.stats.flush()
+        await self.client.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    def _on_catalog_change(self, key: str, _value: Any) -> None:
+        if key.startswith(SUBSCRIPTION_KIND + "/"):
+            self._changed.set()
+
+    @Service.task
+    async def _reconcile_loop(self) -> None:
+        while not self.should_stop:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 1.0)
+            if not self._changed.is_set() or self.deliverer is None:
+                continue
+            self._changed.clear()
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("delivery reconcile failed; retrying")
+                await asyncio.sleep(1.0)
+                self._changed.set()
+
+    @Service.task
+    async def _flush_stats(self) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(1.0)
+            await self.stats.flush()
+
+    def wanted(self) -> dict[str, dict[str, Any]]:
+        if not self.config.enabled:
+            return {}
+        return {s["subscription_id"]: s
+                for s in self.runtime.catalog.current.list(SUBSCRIPTION_KIND)
+                if s.get("status") == SubscriptionState.ACTIVE and s.get("webhook_url")}
+
+    async def reconcile(self) -> None:
+        wanted = self.wanted()
+        for sub_id, runner in list(self.runners.items()):
+            sub = wanted.get(sub_id)
+            if sub is None or sub.get("generation") != runner.generation:
+                del self.runners[sub_id]
+                await runner.stop()
+        for sub_id, sub in wanted.items():
+            if sub_id not in self.runners:
+                runner = SubscriptionRunner(self, sub)
+                self.runners[sub_id] = runner
+                await runner.start()
+
+    # --- handling -----------------------------------------------------------------------
+    def subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
+        return self.runtime.catalog.current.get(SUBSCRIPTION_KIND, tenant, sub_id)
+
+    async def dispatch(self, sub: dict[str, Any], items: list[Item], attempts: AttemptLog
+                       ) -> None:
+        """Attempt one delivery of ``items`` and settle it: done, parked, dead-lettered."""
+        assert self.deliverer is not None
+        sub_id = sub["subscription_id"]
+        events: list[OutboundEvent] = []
+        good: list[Item] = []
+        for item in items:
+            try:
+                events.append(OutboundEvent.from_kafka(item.headers, item.value))
+                good.append(item)
+            except (ValueError, UnicodeDecodeError) as exc:
+                await self.dead_letter(sub, [item], "invalid_event", str(exc), attempts)
+        if not good:
+            return
+        mode = DeliveryMode(sub["delivery_mode"])
+        policy = RetryPolicy.from_config(RetryPolicyConfig(**sub["retry_policy"]))
+        if mode is DeliveryMode.AT_MOST_ONCE:
+            policy = replace(policy, max_retries=0)
+        attempted = await self.deliverer.attempt(
+            subscription_id=sub_id, url=sub["webhook_url"], keys=self.box.keys_for(sub),
+            events=events, batched=int(sub.get("batch_size", 1)) > 1,
+            timeout_s=int(sub.get("webhook_timeout_ms", 5000)) / 1000,
+            exactly_once=mode is DeliveryMode.EXACTLY_ONCE)
+        now = time.time()
+        if attempted.gated:
+            await self.park(sub, good, attempts, now + attempted.wait_s)
+            return
+        if attempted.duplicate:
+            self.stats.count(sub_id, "events_deduplicated", len(good))
+            return
+        attempts.record(started_at=attempted.started_at, duration_ms=attempted.duration_ms,
+                        result=attempted.result, status_code=attempted.status_code)
+        step = decide_next_step(attempted.result, attempts_made=attempts.total, policy=policy,
+                                dead_letter_enabled=bool(sub.get("dead_letter_enabled", True)),
+                                now=now, tiers=self.tiers)
+        await self.announce(sub_id, {
+            "type": "delivery", "subscription_id": sub_id, "webhook_id": attempted.webhook_id,
+            "event_ids": [e.id for e in events], "attempt": attempts.total,
+            "status_code": attempted.status_code, "outcome": attempted.result.outcome.value,
+            "action": step.action.value, "reason": step.reason,
+            "duration_ms": round(attempted.duration_ms, 3), "at": now})
+        if step.action is NextAction.DONE:
+            self.stats.delivered(sub_id, len(good))
+            return
+        self.stats.failed(sub_id, len(good), step.reason)
+        if step.action is NextAction.RETRY:
+            assert step.due_at is not None
+            await self.park(sub, good, attempts, step.due_at)
+        elif step.action is NextAction.DEAD_LETTER:
+            await self.dead_letter(sub, good, "delivery_failed", step.reason, attempts)
+        elif step.action is NextAction.DROP:
+            self.stats.count(sub_id, "events_dropped", len(good))
+        elif step.action is NextAction.DISABLE:
+            await self.subscriptions.disable(sub["tenant_id"], sub_id, step.reason)
+            if sub.get("dead_letter_enabled", True):
+                await self.dead_letter(sub, good, "subscription_disabled", step.reason, attempts)
+
+    async def park(self, sub: dict[str, Any], items: list[Item], attempts: AttemptLog,
+                   due_at: float) -> None:
+        """Send to the retry tier for ``due_at``; returns once the broker acked every record."""
+        tier = self.tiers.choose(due_at - time.time()) or self.tiers.tiers[0]
+        topic = retry_topic(self.runtime.topics, tier)
+        log_json = attempts.to_json()
+        futures = []
+        for item in items:
+            headers = [*item.headers,
+                       (H_SUBSCRIPTION, sub["subscription_id"].encode()),
+                       (H_TENANT, sub["tenant_id"].encode()),
+                       (H_DUE_AT, f"{due_at:.3f}".encode()),
+                       (H_ATTEMPTS, log_json),
+                       (H_ORIGIN, "{}:{}:{}".format(*item.origin).encode())]
+            futures.append(await self.runtime.producers.send(topic, item.value, key=item.key,
+                                                              headers=headers))
+        await asyncio.gather(*futures)
+
+    async def dead_letter(self, sub: dict[str, Any], items: list[Item], reason: str,
+                          error: str, attempts: AttemptLog) -> None:
+        tenant = sub["tenant_id"]
+        detail = json.dumps({"reason": error, "attempts_total": attempts.total,
+                             "attempts": json.loads(attempts.to_json())["attempts"]},
+                            separators=(",", ":"))
+        futures = []
+        for item in items:
+            headers = [*item.headers, (H_SUBSCRIPTION, sub["subscription_id"].encode()),
+                       (H_TENANT, tenant.encode())]
+            topic, partition, offset = item.origin
+            futures.append(await send_to_dead_letters(
+                self.runtime.producers, self.runtime.topics.dead_letters, key=item.key,
+                value=item.value, headers=headers,
+                failure=Failure(reason, "delivery", detail, topic, partition, offset,
+                                redeliver_topic(self.runtime.topics, tenant), tenant)))
+        await asyncio.gather(*futures)
+        self.stats.count(sub["subscription_id"], "events_dead_lettered", len(items))
+
+    async def announce(self, sub_id: str, update: dict[str, Any]) -> None:
+        """Best effort: a delivery update for /ws/subscriptions/{id} (not awaited to the ack)."""
+        with contextlib.suppress(EsbError):
+            await self.runtime.producers.send(
+                status_topic(self.runtime.topics), json.dumps(update).encode(),
+                key=sub_id.encode())
+
+    async def replay_applied(self, marker: str) -> bool:
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                return bool(await self.redis.exists(marker))
+        return marker in self._replayed_local
+
+    async def mark_replay_applied(self, marker: str) -> None:
+        self._replayed_local.add(marker)
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.set(marker, b"1", ex=30 * 86400)
+
+
+class _Runner(ConsumerRebalanceListener):
+    """Common consumer plumbing: start, stop, and a loop that survives broker hiccups."""
+
+    group_id: str
+    topics: list[str]
+
+    def __init__(self, worker: DeliveryWorker) -> None:
+        self.worker = worker
+        self.consumer: AIOKafkaConsumer | None = None
+        self.task: asyncio.Future[None] | None = None
+        self.stopping = False
+        self.assigned: set[TopicPartition] = set()
+
+    def _consumer(self, **overrides: Any) -> AIOKafkaConsumer:
+        s = self.worker.runtime.settings
+        options: dict[str, Any] = dict(
+            bootstrap_servers=s.bootstrap_servers, group_id=self.group_id,
+            client_id=self.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=s.fetch_max_wait_ms, max_poll_records=500,
+            rebalance_timeout_ms=s.group_rebalance_timeout_ms,
+            session_timeout_ms=s.group_session_timeout_ms,
+            heartbeat_interval_ms=s.group_heartbeat_interval_ms)
+        options.update(overrides)
+        return AIOKafkaConsumer(**options)
+
+    async def start(self) -> None:
+        self.consumer = self._consumer()
+        await self.consumer.start()
+        self.consumer.subscribe(self.topics, listener=self)
+        self.task = asyncio.ensure_future(self._loop())
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.task), 15.0)
+            except (TimeoutError, Exception):
+                self.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self.task
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.assigned -= set(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assigned = set(assigned)
+
+    async def _loop(self) -> None:
+        while not self.stopping:
+            try:
+                await self.step()
+            except (KafkaError, EsbError) as exc:
+                log.warning("%s: %s; rewinding to committed offsets", self.group_id, exc)
+                await self.rewind()
+                await asyncio.sleep(1.0)
+            except Exception:
+                log.exception("%s: unexpected error; rewinding", self.group_id)
+                await self.rewind()
+                await asyncio.sleep(1.0)
+
+    async def step(self) -> None:
+        raise NotImplementedError
+
+    async def rewind(self) -> None:
+        if self.consumer is None:
+            return
+        with contextlib.suppress(Exception):
+            for tp in self.consumer.assignment():
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    await self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self.consumer is not None
+        mine = {tp: o for tp, o in offsets.items() if tp in self.assigned}
+        if mine:
+            await self.consumer.commit(mine)
+
+
+class SubscriptionRunner(_Runner):
+    """One subscription's consumer group member in this replica."""
+
+    def __init__(self, worker: DeliveryWorker, sub: dict[str, Any]) -> None:
+        super().__init__(worker)
+        self.sub_id: str = sub["subscription_id"]
+        self.tenant: str = sub["tenant_id"]
+        self.generation = sub.get("generation")
+        self.group_id = sub["kafka_group_id"]
+        self.lane_rank = {sub["topics"][p.value]: rank for rank, p in enumerate(LANES)}
+        self.redeliver = redeliver_topic(worker.runtime.topics, self.tenant)
+        self.topics = [*self.lane_rank, self.redeliver]
+        self.matcher = SubscriptionMatcher(sub.get("event_type_patterns") or ["*"],
+                                           sub.get("filter_criteria") or {},
+                                           sub.get("filter_expression"))
+        self.batch_size = max(1, int(sub.get("batch_size", 1)))
+        self.poll_ms = int(sub.get("max_wait_time_ms", 1000)) if self.batch_size > 1 else 100
+        self.semaphore = asyncio.Semaphore(worker.config.max_partition_concurrency)
+        self.paused: set[TopicPartition] = set()
+
+    def _consumer(self, **overrides: Any) -> AIOKafkaConsumer:
+        return super()._consumer(max_poll_records=max(500, self.batch_size * 4), **overrides)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await super().on_partitions_assigned(assigned)
+        self.paused.clear()
+        self.worker.stats.rebalanced(self.group_id)
+        sub = self.worker.subscription(self.tenant, self.sub_id) or {}
+        start = sub.get("start_offsets") or {}
+        replay = sub.get("replay") or {}
+        consumer = self.consumer
+        assert consumer is not None
+        for tp in assigned:
+            name = f"{tp.topic}:{tp.partition}"
+            if replay and name in replay.get("offsets", {}):
+                marker = (f"{self.worker.runtime.topics.prefix}:replay:{self.sub_id}:"
+                          f"{replay['replay_id']}:{name}")
+                if not await self.worker.replay_applied(marker):
+                    consumer.seek(tp, int(replay["offsets"][name]))
+                    with contextlib.suppress(Exception):
+                        await consumer.commit({tp: int(replay["offsets"][name])})
+                    await self.worker.mark_replay_applied(marker)
+                    continue
+            if await consumer.committed(tp) is None and name in start:
+                consumer.seek(tp, int(start[name]))
+
+    async def step(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        batches = await consumer.getmany(timeout_ms=self.poll_ms)
+        if not batches:
+            if self.paused:
+                consumer.resume(*self.paused)
+                self.paused.clear()
+            return
+        sub = self.worker.subscription(self.tenant, self.sub_id)
+        if sub is None or sub.get("status") != SubscriptionState.ACTIVE:
+            self.stopping = True  # reconcile stops us; uncommitted records stay for later
+            return
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+        if sub["delivery_mode"] == DeliveryMode.AT_MOST_ONCE:
+            await self.commit(offsets)  # before any attempt: a crash now loses, never repeats
+        self._prioritise(batches)
+        by_rank: dict[int, list[tuple[TopicPartition, list[Any]]]] = {}
+        for tp, records in batches.items():
+            by_rank.setdefault(self.lane_rank.get(tp.topic, 0), []).append((tp, records))
+        for rank in sorted(by_rank):
+            await asyncio.gather(*(self._partition(sub, tp, records)
+                                   for tp, records in by_rank[rank]))
+        if sub["delivery_mode"] != DeliveryMode.AT_MOST_ONCE:
+            await self.commit(offsets)
+
+    def _prioritise(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Pause lanes below the highest lane that has records; resume the rest."""
+        consumer = self.consumer
+        assert consumer is not None
+        top = min((self.lane_rank[tp.topic] for tp in batches if tp.topic in self.lane_rank),
+                  default=None)
+        if top is None:
+            return
+        lower = {tp for tp in self.assigned
+                 if self.lane_rank.get(tp.topic, -1) > top}
+        resume = self.paused - lower
+        if resume:
+            consumer.resume(*resume)
+        if lower - self.paused:
+            consumer.pause(*(lower - self.paused))
+        self.paused = lower
+
+    async def _partition(self, sub: dict[str, Any], tp: TopicPartition, records: list[Any]
+                         ) -> None:
+        async with self.semaphore:
+            chunk: list[Item] = []
+            filtered = 0
+            for rec in records:
+                headers = list(rec.headers or ())
+                if tp.topic == self.redeliver:
+                    if _header(headers, H_SUBSCRIPTION) != self.sub_id:
+                        continue
+                else:
+                    attrs, ctype = attributes_from_kafka_headers(headers)
+                    if not self.matcher.matches(attrs, LazyPayload(rec.value or b"", ctype)):
+                        filtered += 1
+                        continue
+                origin = (tp.topic, tp.partition, rec.offset)
+                chunk.append(Item(rec.key, rec.value, _original(headers),
+                                  _origin_of(headers, origin), AttemptLog()))
+                if len(chunk) >= self.batch_size:
+                    await self.worker.dispatch(sub, chunk, AttemptLog())
+                    chunk = []
+            if chunk:
+                await self.worker.dispatch(sub, chunk, AttemptLog())
+            self.worker.stats.count(self.sub_id, "events_filtered", filtered)
+
+
+class RetryTierRunner(_Runner):
+    """One delay tier: hold each partition until its head record has waited ``tier_s``."""
+
+    def __init__(self, worker: DeliveryWorker, tier_s: float) -> None:
+        super().__init__(worker)
+        self.tier_s = tier_s
+        self.group_id = f"{worker.runtime.settings.app_id}.delivery-retry.{tier_label(tier_s)}"
+        self.topics = [retry_topic(worker.runtime.topics, tier_s)]
+        self.timers: dict[TopicPartition, asyncio.TimerHandle] = {}
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await super().on_partitions_revoked(revoked)
+        for tp in revoked:
+            timer = self.timers.pop(tp, None)
+            if timer is not None:
+                timer.cancel()
+
+    async def stop(self) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
+        await super().stop()
+
+    def _resume(self, tp: TopicPartition) -> None:
+        self.timers.pop(tp, None)
+        if self.consumer is not None and tp in self.assigned:
+            self.consumer.resume(tp)
+
+    async def step(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        batches = await consumer.getmany(timeout_ms=200)
+        if batches:
+            await asyncio.gather(*(self._partition(tp, records)
+                                   for tp, records in batches.items()))
+
+    async def _partition(self, tp: TopicPartition, records: list[Any]) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        done: int | None = None
+        for rec in records:
+            ready_at = rec.timestamp / 1000 + self.tier_s
+            wait = ready_at - time.time()
+            if wait > 0:  # the head is not ripe: hold this partition only, never sleep on it
+                consumer.pause(tp)
+                consumer.seek(tp, rec.offset)
+                self.timers[tp] = asyncio.get_running_loop().call_later(wait, self._resume, tp)
+                break
+            await self._handle(tp, rec)
+            done = rec.offset + 1
+        if done is not None:
+            await self.commit({tp: done})
+
+    async def _handle(self, tp: TopicPartition, rec: Any) -> None:
+        worker = self.worker
+        headers = list(rec.headers or ())
+        sub_id, tenant = _header(headers, H_SUBSCRIPTION), _header(headers, H_TENANT)
+        sub = worker.subscription(tenant or "", sub_id or "")
+        attempts = AttemptLog.from_json(_header(headers, H_ATTEMPTS))
+        item = Item(rec.key, rec.value, _original(headers),
+                    _origin_of(headers, (tp.topic, tp.partition, rec.offset)), attempts)
+        if sub is None or sub.get("status") == SubscriptionState.CANCELLED:
+            log.info("dropping retry of %s: subscription %s is gone", rec.offset, sub_id)
+            return
+        if sub.get("status") != SubscriptionState.ACTIVE:
+            if sub.get("dead_letter_enabled", True):
+                await worker.dead_letter(sub, [item], "subscription_disabled",
+                                         sub.get("disabled_reason") or sub["status"], attempts)
+            return
+        due_at = float(_header(headers, H_DUE_AT) or 0)
+        hop = worker.tiers.next_hop(due_at, time.time())
+        if hop is not None:
+            await worker.park(sub, [item], attempts, due_at)
+            return
+        await worker.dispatch(sub, [item], attempts)
