@@ -39,6 +39,25 @@ class EsbApp(faust.App):
         views.on_webserver_init(self, web)
 
 
+def bound_faust_fetch_wait(max_wait_ms: int) -> None:
+    """Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer. A broker that does not wake
+    a long poll when data arrives (Tansu does not) then holds every agent fetch for up to 1.5 s:
+    event-sourcing appends took that long per command. Bound it by ``ESB_FETCH_MAX_WAIT_MS``."""
+    from faust.transport.drivers import aiokafka as driver
+
+    create = driver.AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "_esb_bounded", False):
+        return
+
+    def create_bounded(self: Any, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._fetch_max_wait_ms = min(consumer._fetch_max_wait_ms, max_wait_ms)
+        return consumer
+
+    create_bounded._esb_bounded = True  # type: ignore[attr-defined]
+    driver.AIOKafkaConsumerThread._create_worker_consumer = create_bounded  # type: ignore[method-assign]
+
+
 def faust_settings(settings: Settings) -> dict[str, Any]:
     return {
         "broker": settings.faust_broker,
@@ -61,6 +80,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> EsbApp:
     settings = settings or get_settings()
+    bound_faust_fetch_wait(settings.fetch_max_wait_ms)
     app = EsbApp(settings.app_id, **faust_settings(settings))
     app.runtime = Runtime(settings)
 

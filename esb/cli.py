@@ -116,6 +116,8 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from esb.bench import run
 
+    # SIGTERM unwinds like Ctrl-C, so the benchmark's broker and workers are stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     result = run(args)
     print(json.dumps(result, indent=2))
     return 0

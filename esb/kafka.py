@@ -182,3 +182,18 @@ class TopicAdmin:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+async def topic_partitions(consumer: Any, topics: Iterable[str]) -> list[Any]:
+    """Every partition of ``topics`` as TopicPartitions, refreshing metadata for unknown topics
+    (aiokafka has no public call for that; a topic created a moment ago is otherwise missing)."""
+    from aiokafka import TopicPartition
+
+    out = []
+    for topic in topics:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        out.extend(TopicPartition(topic, p) for p in sorted(parts))
+    return out

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from esb import ids
 from esb.auth import mint_token
 from esb.embedded import free_port, spawn_worker, stop_process
+from esb.kafka import topic_partitions
 from esb.settings import Settings
 
 
@@ -155,13 +156,7 @@ async def consume_all(bootstrap: str, topics: Iterable[str], *, expect: int,
                                 fetch_max_wait_ms=50)
     await consumer.start()
     try:
-        tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in parts)
+        tps = await topic_partitions(consumer, topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         records: list[Any] = []

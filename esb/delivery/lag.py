@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from esb.errors import BrokerUnavailable
+from esb.kafka import topic_partitions
 
 __all__ = ["OffsetReader", "PartitionLag", "RateTracker", "partition_lags"]
 
@@ -56,14 +57,7 @@ class OffsetReader:
 
     @staticmethod
     async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-        out = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if parts is None:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            out.extend(TopicPartition(topic, p) for p in sorted(parts))
-        return out
+        return await topic_partitions(consumer, topics)
 
     @staticmethod
     async def _ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]

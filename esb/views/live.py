@@ -11,28 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from fnmatch import fnmatchcase
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from esb.envelope import Envelope, attributes_from_kafka_headers
 from esb.errors import NotFound
+from esb.kafka import topic_partitions
 from esb.views.http import principal
 
 log = logging.getLogger(__name__)
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    out = []
-    for topic in topics:
-        parts = consumer.partitions_for_topic(topic)
-        if parts is None:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        out.extend(TopicPartition(topic, p) for p in sorted(parts))
-    return out
 
 
 def make_handler(app: Any) -> Any:
@@ -49,11 +40,14 @@ def make_handler(app: Any) -> Any:
                                     group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            tps = await _partitions(consumer, list(stream["topics"].values()))
+            tps = await topic_partitions(consumer, stream["topics"].values())
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:  # resolve positions now so nothing routed after this point is missed
                 await consumer.position(tp)
+            # Tansu answers end offsets counting record batches, not records, so seek_to_end can
+            # land before the true end there: also drop records older than the connection
+            since_ms = int(time.time() * 1000) - 1000
             await ws.send_json({"type": "subscribed", "stream": stream["stream_name"],
                                 "event_type": pattern})
             reader = asyncio.ensure_future(ws.receive())
@@ -61,6 +55,8 @@ def make_handler(app: Any) -> Any:
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
                     for rec in records:
+                        if rec.timestamp < since_ms:
+                            continue
                         attrs, ctype = attributes_from_kafka_headers(rec.headers)
                         if not fnmatchcase(attrs.get("type", ""), pattern):
                             continue

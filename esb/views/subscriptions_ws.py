@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -21,8 +22,8 @@ from aiokafka import AIOKafkaConsumer
 from esb.delivery.matching import LazyPayload, SubscriptionMatcher
 from esb.delivery.names import status_topic
 from esb.envelope import Envelope, attributes_from_kafka_headers
+from esb.kafka import topic_partitions
 from esb.views.http import principal
-from esb.views.live import _partitions
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +47,12 @@ def make_handler(app: Any) -> Any:
                                     group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            tps = await _partitions(consumer, topics)
+            tps = await topic_partitions(consumer, topics)
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:
                 await consumer.position(tp)
+            since_ms = int(time.time() * 1000) - 1000  # see esb/views/live.py: Tansu end offsets
             await ws.send_json({"type": "subscribed", "subscription_id": sub["subscription_id"],
                                 "mode": "events" if events_mode else "deliveries"})
             reader = asyncio.ensure_future(ws.receive())
@@ -58,6 +60,8 @@ def make_handler(app: Any) -> Any:
                 batches = await consumer.getmany(timeout_ms=200)
                 for records in batches.values():
                     for rec in records:
+                        if rec.timestamp < since_ms:
+                            continue
                         message = _render(rec, events_mode, key, matcher)
                         if message is not None:
                             await ws.send_json(message)
