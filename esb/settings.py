@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(5, ge=0, le=1000)
     producer_max_batch_bytes: int = Field(1 << 20, ge=16384)
     router_enabled: bool = Field(True, description="run the ingress router in this replica")
+    projection_enabled: bool = Field(True, description="run the archive projection in this replica")
     router_max_records: int = Field(5000, ge=1, description="records per ingress poll")
     fetch_max_wait_ms: int = Field(20, ge=1, le=5000, description="broker long-poll bound")
     router_max_inflight_batches: int = Field(4, ge=1, le=64)

@@ -38,7 +38,8 @@ def install(app: Any) -> SourcingFeature:
     app.sourcing = feature
     runtime = app.runtime
     agents.sourcing.install(app, feature)
-    app.projection = agents.projection.install(runtime)
+    if runtime.settings.projection_enabled:
+        app.projection = agents.projection.install(runtime)
     for module in (sourcing_views, archive, readmodels):
         module.blueprint.register(app, url_prefix=API_PREFIX)
     return feature
