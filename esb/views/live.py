@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -26,57 +27,73 @@ from esb.views.http import principal
 log = logging.getLogger(__name__)
 
 
+Render = Callable[[Any], dict[str, Any] | None]
+_CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+
+
+async def tail_to_websocket(request: web.Request, bootstrap: list[str], topics: Iterable[str],
+                            hello: dict[str, Any], render: Render) -> web.WebSocketResponse:
+    """Serve a WebSocket streaming the records ``topics`` receive from now on.
+
+    A group-less consumer reads from the end, so a viewer never moves committed offsets; each
+    record becomes ``render(record)`` (None skips it). Shared by every live endpoint.
+    """
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await topic_partitions(consumer, topics)
+        consumer.assign(tps)
+        await consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve positions now so nothing arriving after this point is missed
+            await consumer.position(tp)
+        # Tansu answers end offsets counting record batches, not records, so seek_to_end can
+        # land before the true end there: also drop records older than the connection
+        since_ms = int(time.time() * 1000) - 1000
+        await ws.send_json(hello)
+        reader = asyncio.ensure_future(ws.receive())
+        while not ws.closed:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for rec in records:
+                    message = render(rec) if rec.timestamp >= since_ms else None
+                    if message is not None:
+                        await ws.send_json(message)
+            if reader.done():
+                if reader.result().type in _CLOSING:
+                    break
+                reader = asyncio.ensure_future(ws.receive())
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        await consumer.stop()
+        await ws.close()
+    return ws
+
+
 def make_handler(app: Any) -> Any:
     async def live_events(request: web.Request) -> web.StreamResponse:
         who = principal(request)
-        runtime = app.runtime
-        stream = runtime.streams.directory.get(who.tenant, request.match_info["stream_name"])
+        stream = app.runtime.streams.directory.get(who.tenant, request.match_info["stream_name"])
         if stream is None:
             raise NotFound(f"stream {request.match_info['stream_name']!r} not found")
         pattern = request.query.get("event_type") or request.query.get("pattern") or "*"
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
-        consumer = AIOKafkaConsumer(bootstrap_servers=runtime.settings.bootstrap_servers,
-                                    group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = await topic_partitions(consumer, stream["topics"].values())
-            consumer.assign(tps)
-            await consumer.seek_to_end(*tps)
-            for tp in tps:  # resolve positions now so nothing routed after this point is missed
-                await consumer.position(tp)
-            # Tansu answers end offsets counting record batches, not records, so seek_to_end can
-            # land before the true end there: also drop records older than the connection
-            since_ms = int(time.time() * 1000) - 1000
-            await ws.send_json({"type": "subscribed", "stream": stream["stream_name"],
-                                "event_type": pattern})
-            reader = asyncio.ensure_future(ws.receive())
-            while not ws.closed:
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    for rec in records:
-                        if rec.timestamp < since_ms:
-                            continue
-                        attrs, ctype = attributes_from_kafka_headers(rec.headers)
-                        if not fnmatchcase(attrs.get("type", ""), pattern):
-                            continue
-                        event = Envelope(attrs, rec.value or b"", ctype).to_structured()
-                        await ws.send_json({"type": "event", "partition": rec.partition,
-                                            "offset": rec.offset, "event": event})
-                if reader.done():
-                    msg = reader.result()
-                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
-                                    WSMsgType.ERROR):
-                        break
-                    reader = asyncio.ensure_future(ws.receive())
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            await consumer.stop()
-            await ws.close()
-        return ws
+
+        def render(rec: Any) -> dict[str, Any] | None:
+            attrs, ctype = attributes_from_kafka_headers(rec.headers)
+            if not fnmatchcase(attrs.get("type", ""), pattern):
+                return None
+            event = Envelope(attrs, rec.value or b"", ctype).to_structured()
+            return {"type": "event", "partition": rec.partition, "offset": rec.offset,
+                    "event": event}
+
+        return await tail_to_websocket(
+            request, app.runtime.settings.bootstrap_servers, stream["topics"].values(),
+            {"type": "subscribed", "stream": stream["stream_name"], "event_type": pattern}, render)
 
     return live_events

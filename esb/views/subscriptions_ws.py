@@ -9,25 +9,19 @@ end with a group-less consumer, so a viewer never moves committed offsets.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import time
 from typing import Any
 
-from aiohttp import WSMsgType, web
-from aiokafka import AIOKafkaConsumer
+from aiohttp import web
 
 from esb.delivery.matching import LazyPayload, SubscriptionMatcher
 from esb.delivery.names import status_topic
 from esb.envelope import Envelope, attributes_from_kafka_headers
-from esb.kafka import topic_partitions
 from esb.views.http import principal
+from esb.views.live import tail_to_websocket
 
 log = logging.getLogger(__name__)
-
-_CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
 def make_handler(app: Any) -> Any:
@@ -41,43 +35,11 @@ def make_handler(app: Any) -> Any:
                                       sub.get("filter_expression"))
         topics = list(sub["topics"].values()) if events_mode else [status_topic(runtime.topics)]
         key = sub["subscription_id"].encode()
-        ws = web.WebSocketResponse(heartbeat=20)
-        await ws.prepare(request)
-        consumer = AIOKafkaConsumer(bootstrap_servers=runtime.settings.bootstrap_servers,
-                                    group_id=None, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            tps = await topic_partitions(consumer, topics)
-            consumer.assign(tps)
-            await consumer.seek_to_end(*tps)
-            for tp in tps:
-                await consumer.position(tp)
-            since_ms = int(time.time() * 1000) - 1000  # see esb/views/live.py: Tansu end offsets
-            await ws.send_json({"type": "subscribed", "subscription_id": sub["subscription_id"],
-                                "mode": "events" if events_mode else "deliveries"})
-            reader = asyncio.ensure_future(ws.receive())
-            while not ws.closed:
-                batches = await consumer.getmany(timeout_ms=200)
-                for records in batches.values():
-                    for rec in records:
-                        if rec.timestamp < since_ms:
-                            continue
-                        message = _render(rec, events_mode, key, matcher)
-                        if message is not None:
-                            await ws.send_json(message)
-                if reader.done():
-                    if reader.result().type in _CLOSING:
-                        break
-                    reader = asyncio.ensure_future(ws.receive())
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
-        finally:
-            await consumer.stop()
-            await ws.close()
-        return ws
+        return await tail_to_websocket(
+            request, runtime.settings.bootstrap_servers, topics,
+            {"type": "subscribed", "subscription_id": sub["subscription_id"],
+             "mode": "events" if events_mode else "deliveries"},
+            lambda rec: _render(rec, events_mode, key, matcher))
 
     return subscription_updates
 
