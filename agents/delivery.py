@@ -63,7 +63,7 @@ from esb.delivery.ssrf import SsrfGuard
 from esb.delivery.stats import DeliveryStats
 from esb.envelope import attributes_from_kafka_headers
 from esb.errors import EsbError
-from esb.kafka import TopicSpec
+from esb.kafka import TopicSpec, seek_to_committed
 from esb.topics import LANES
 
 log = logging.getLogger(__name__)
@@ -412,12 +412,7 @@ class _Runner(ConsumerRebalanceListener):
         if self.consumer is None:
             return
         with contextlib.suppress(Exception):
-            for tp in self.consumer.assignment():
-                committed = await self.consumer.committed(tp)
-                if committed is None:
-                    await self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, committed)
+            await seek_to_committed(self.consumer)
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self.consumer is not None

@@ -22,6 +22,7 @@ from mode import Service
 
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.errors import EsbError
+from esb.kafka import seek_to_committed
 from esb.metrics import DEAD_LETTERED, ROUTE_LATENCY, ROUTED, ROUTER_ASSIGNED, flush_tally
 from esb.readside.stages import append_stage, stage_entry
 from esb.routing import HISTORY_HEADER, IngressRouter, Rejected
@@ -174,14 +175,8 @@ class LaneRouter(ConsumerRebalanceListener):
         self.inflight.clear()
         self.routed.clear()
         self.dead.clear()
-        if self.consumer is None:
-            return
-        for tp in self.consumer.assignment():
-            committed = await self.consumer.committed(tp)
-            if committed is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, committed)
+        if self.consumer is not None:
+            await seek_to_committed(self.consumer)
 
 
 class IngressRouterService(Service):

@@ -15,6 +15,11 @@ partition's state unless the state says its offset was applied before; then
 A crash before 2 replays the inputs against the older state (outputs re-emitted with the same
 deterministic ids); a crash between 2 and 3 replays inputs the state already has (skipped). So
 window results and metrics count every input exactly once.
+
+Keyed jobs (windows, JOIN, patterns) have a second consumer group ``….rekey`` per job
+(:mod:`agents.repartition`) copying the sources to ``<prefix>.proc.<job_id>.repartition`` by
+job key; the runner reads that topic and drops re-emitted copies by their origin
+(:mod:`esb.processing.repartition`), so the two stages together still count each input once.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from agents.job_consumer import JobConsumer, StopJob
+from agents.repartition import RepartitionRunner
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.errors import EsbError
 from esb.kafka import TopicSpec, compression_codec
@@ -40,6 +46,16 @@ from esb.processing.handlers import PatternHandler
 from esb.processing.jobs import Job, job_from_record
 from esb.processing.metrics import ProcessorMetrics
 from esb.processing.models import ErrorHandlingStrategy
+from esb.processing.progress import drive_by_progress
+from esb.processing.repartition import (
+    ORIGIN_HEADER,
+    Origin,
+    mark_seen,
+    parse_origin,
+    parse_progress,
+    repartition_topic,
+    seen_before,
+)
 from esb.processing.service import FAILED, PATTERN_KIND, PROCESSOR_KIND, RUNNING, JobCatalog
 from esb.processing.statestore import LocalStateStore
 from esb.processing.wire import (
@@ -59,10 +75,6 @@ TICK_INTERVAL_S = 0.5
 
 def changelog_topic(prefix: str, job_id: str) -> str:
     return f"{prefix}.proc.{job_id}.state"
-
-
-class StopJob(Exception):
-    """ERROR strategy STOP: the job halts at the failing input and is marked FAILED."""
 
 
 class ChangelogReader:
@@ -124,64 +136,34 @@ class Pending:
     touched: dict[int, set[TopicPartition]] = field(default_factory=dict)
 
 
-class JobRunner(ConsumerRebalanceListener):
-    """One consumer of one job on this replica."""
+class JobRunner(JobConsumer):
+    """One consumer of one job on this replica: applies inputs to its partitions' states."""
 
     def __init__(self, worker: ProcessingWorker, job: Job, index: int) -> None:
-        self.worker = worker
-        self.job = job
-        self.index = index
         runtime = worker.runtime
-        self.group_id = f"{runtime.settings.app_id}.proc.{job.job_id}"
-        self.changelog = changelog_topic(runtime.topics.prefix, job.job_id)
+        prefix = runtime.topics.prefix
+        topics = ([repartition_topic(prefix, job.job_id)] if job.repartitioned
+                  else list(job.sources))
+        super().__init__(worker, job, index, group_id=f"{runtime.settings.app_id}.proc.{job.job_id}",
+                         topics=topics)
+        self.changelog = changelog_topic(prefix, job.job_id)
         self.codec = compression_codec(job.target.get("compression_type"))
-        self.consumer: AIOKafkaConsumer | None = None
-        self.task: asyncio.Future[None] | None = None
-        self.stopping = False
-        self.lock = asyncio.Lock()
         self.states: dict[int, dict[str, Any]] = {}
-        self.assigned: set[TopicPartition] = set()
         self.last_tick = 0.0
+        # wall-clock ms each source was last heard from, per partition (not state: a restart
+        # starts counting again)
+        self.heard: dict[int, dict[str, int]] = {}
 
-    # --- lifecycle ----------------------------------------------------------------------
-    async def start(self) -> None:
-        s = self.worker.runtime.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, group_id=self.group_id,
-            client_id=f"{self.group_id}.{self.index}", enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=2000,
-            fetch_max_wait_ms=s.fetch_max_wait_ms, fetch_max_bytes=32 << 20,
-            partition_assignment_strategy=(RangePartitionAssignor,),
-            rebalance_timeout_ms=s.group_rebalance_timeout_ms,
-            session_timeout_ms=s.group_session_timeout_ms,
-            heartbeat_interval_ms=s.group_heartbeat_interval_ms)
-        await self.consumer.start()
-        self.consumer.subscribe(list(self.job.sources), listener=self)
-        self.task = asyncio.ensure_future(self._loop())
+    def new_state(self) -> dict[str, Any]:
+        operator = self.job.handler.new_operator_state()
+        if self.job.repartitioned and operator is not None:
+            drive_by_progress(operator, self.job.source_keys)  # wait for every source's progress
+        return ps.new_partition_state(operator)
 
-    async def stop(self) -> None:
-        self.stopping = True
-        if self.task is not None and self.task is not asyncio.current_task():
-            try:
-                await asyncio.wait_for(asyncio.shield(self.task), 15.0)
-            except Exception:
-                self.task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self.task
-        if self.consumer is not None:
-            with contextlib.suppress(Exception):
-                await self.consumer.stop()
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self.lock:  # waits for the poll in progress to be saved and committed
-            for tp in revoked:
-                self.states.pop(tp.partition, None)
-            self.assigned -= set(revoked)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        async with self.lock:
-            self.assigned = set(assigned)
-            await self.restore({tp.partition for tp in self.assigned})
+    def revoked(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.states.pop(partition, None)
+            self.heard.pop(partition, None)
 
     async def restore(self, partitions: set[int]) -> None:
         """Each partition's state: the local copy if it is the changelog's latest, else the log."""
@@ -196,7 +178,7 @@ class JobRunner(ConsumerRebalanceListener):
             local = store.load(self.job.state_key(p))
             end = ends.get(p, 0)
             if end == 0:
-                self.states[p] = ps.new_partition_state(self.job.handler.new_operator_state())
+                self.states[p] = self.new_state()
             elif local is not None and local[0] == end - 1:
                 self.states[p] = ps.decode(local[1])
             else:
@@ -209,22 +191,6 @@ class JobRunner(ConsumerRebalanceListener):
                  wanted, len(stale))
 
     # --- the loop -----------------------------------------------------------------------
-    async def _loop(self) -> None:
-        while not self.stopping:
-            try:
-                await self.step()
-            except StopJob as exc:
-                self.stopping = True
-                await self.worker.fail(self.job, str(exc))
-            except (KafkaError, EsbError) as exc:
-                log.warning("%s: %s; rewinding to committed offsets", self.group_id, exc)
-                await self.rewind()
-                await asyncio.sleep(1.0)
-            except Exception:
-                log.exception("%s: unexpected error; rewinding", self.group_id)
-                await self.rewind()
-                await asyncio.sleep(1.0)
-
     async def step(self) -> None:
         assert self.consumer is not None
         batches = await self.consumer.getmany(timeout_ms=200)
@@ -235,7 +201,7 @@ class JobRunner(ConsumerRebalanceListener):
             try:
                 if batches:
                     await self._apply_batches(batches, pending)
-                if (self.job.tick_lag_ms is not None
+                if (self.job.stateful
                         and time.monotonic() - self.last_tick >= TICK_INTERVAL_S):
                     self.last_tick = time.monotonic()
                     await self._tick(pending)
@@ -244,22 +210,39 @@ class JobRunner(ConsumerRebalanceListener):
 
     async def _apply_batches(self, batches: dict[TopicPartition, list[Any]],
                              pending: Pending) -> None:
+        now_ms = int(time.time() * 1000)
         for tp, records in batches.items():
             state = self.states.get(tp.partition)
             if tp not in self.assigned or state is None:
                 continue
-            side = self.job.sources[tp.topic]
             touched = pending.touched.setdefault(tp.partition, set())
             touched.add(tp)
+            heard = self.heard.setdefault(tp.partition, {})
             for record in records:
                 if ps.is_applied(state, tp.topic, tp.partition, record.offset):
                     continue
-                await self._apply(state, tp, record, side, pending)
+                reports = (parse_progress(record.headers, record.value)
+                           if self.job.repartitioned else None)
+                if reports is not None:
+                    await self._emit(state, self.job.handler.progress(state["op"], reports),
+                                     pending)
+                    ps.mark_applied(state, tp.topic, tp.partition, record.offset)
+                    continue
+                origin = parse_origin(record.headers) if self.job.repartitioned else None
+                if origin is None:
+                    origin = Origin(tp.topic, tp.partition, record.offset, record.offset)
+                    await self._apply(state, origin, record, pending)
+                elif not seen_before(state["origins"], origin):
+                    await self._apply(state, origin, record, pending)
+                    mark_seen(state["origins"], origin)
+                heard[origin.source_key] = now_ms
                 ps.mark_applied(state, tp.topic, tp.partition, record.offset)
 
-    async def _apply(self, state: dict[str, Any], tp: TopicPartition, record: Any, side: Any,
+    async def _apply(self, state: dict[str, Any], source: Origin, record: Any,
                      pending: Pending) -> None:
+        """Apply one input; ``source`` is where it was published (not the repartition copy)."""
         job = self.job
+        side = job.sources.get(source.topic, "left")
         metrics = ProcessorMetrics(state["metrics"])
         attempts = RETRY_ATTEMPTS if job.strategy == ErrorHandlingStrategy.RETRY else 1
         started = time.perf_counter()
@@ -268,7 +251,8 @@ class JobRunner(ConsumerRebalanceListener):
         for attempt in range(attempts):
             try:
                 event = event_from_record(record.headers, record.value)
-                handled = job.handler.handle(state["op"], event, side=side)
+                handled = job.handler.handle(state["op"], event, side=side,
+                                             source=source.source_key)
                 break
             except Exception as exc:
                 error = exc
@@ -280,14 +264,16 @@ class JobRunner(ConsumerRebalanceListener):
         if handled is None:
             message = f"{type(error).__name__}: {error}"
             if job.strategy == ErrorHandlingStrategy.STOP:
-                raise StopJob(f"input {tp.topic}:{tp.partition}@{record.offset}: {message}")
+                raise StopJob(f"input {source.topic}:{source.partition}@{source.offset}: "
+                              f"{message}")
             metrics.record("error", duration_ms=duration_ms, at_ms=at_ms)
             if job.strategy != ErrorHandlingStrategy.SKIP:
-                await self._dead_letter(state, tp, record, "processing_failed", message, pending)
+                await self._dead_letter(state, source, record, "processing_failed", message,
+                                        pending)
             return
         metrics.record(handled.outcome, duration_ms=duration_ms, at_ms=at_ms)
         if handled.forward:
-            priority = self._lane_of(tp.topic)
+            priority = self._lane_of(source.topic)
             pending.futures.append(await self.worker.runtime.producers.send(
                 job.target["topics"][priority.value], record.value, key=record.key,
                 headers=replace_stream_header(record.headers, job.target["stream_name"]),
@@ -296,7 +282,7 @@ class JobRunner(ConsumerRebalanceListener):
         await self._emit(state, handled.outputs, pending)
         if handled.late:
             ps.count(state, "late_events")
-            await self._dead_letter(state, tp, record, "late_event",
+            await self._dead_letter(state, source, record, "late_event",
                                     f"event older than the watermark of {job.kind} "
                                     f"{job.job_id} (window closed or grace period passed)",
                                     pending)
@@ -320,22 +306,30 @@ class JobRunner(ConsumerRebalanceListener):
                 ps.remember_match(state, output)
         ps.count(state, "outputs_emitted", len(outputs))
 
-    async def _dead_letter(self, state: dict[str, Any], tp: TopicPartition, record: Any,
+    async def _dead_letter(self, state: dict[str, Any], source: Origin, record: Any,
                            reason: str, error: str, pending: Pending) -> None:
+        """The input as published (our origin header dropped), to redrive to its topic."""
         runtime = self.worker.runtime
+        headers = [item for item in record.headers if item[0] != ORIGIN_HEADER]
         pending.futures.append(await send_to_dead_letters(
             runtime.producers, runtime.topics.dead_letters, key=record.key, value=record.value,
-            headers=record.headers,
-            failure=Failure(reason, "processor", error, tp.topic, tp.partition, record.offset,
-                            tp.topic, self.job.tenant)))
+            headers=headers,
+            failure=Failure(reason, "processor", error, source.topic, source.partition,
+                            source.offset, source.topic, self.job.tenant)))
         ps.count(state, "dead_lettered")
 
     async def _tick(self, pending: Pending) -> None:
-        """Wall-clock time for timers (absence): ``now - timer_lag_ms`` on every partition."""
-        assert self.job.tick_lag_ms is not None
-        now_ms = int(time.time() * 1000) - self.job.tick_lag_ms
+        """Wall-clock time passing on every partition: idle sources, idle windows, timers."""
+        now_ms = int(time.time() * 1000)
+        idle_ms = self.job.handler.idle_timeout_ms
         for partition, state in self.states.items():
-            outputs = self.job.handler.tick(state["op"], now_ms)
+            idle: frozenset[str] = frozenset()
+            if idle_ms and not self.job.repartitioned:  # re-keyed: progress records say it
+                heard = self.heard.setdefault(partition, {})
+                for source in (state["op"] or {}).get("sources", ()):
+                    heard.setdefault(source, now_ms)  # unknown since restore: count from now
+                idle = frozenset(s for s, at in heard.items() if now_ms - at >= idle_ms)
+            outputs = self.job.handler.tick(state["op"], now_ms, idle)
             if outputs:
                 await self._emit(state, outputs, pending)
                 pending.touched.setdefault(partition, set())
@@ -368,21 +362,6 @@ class JobRunner(ConsumerRebalanceListener):
         if commits:
             await self.consumer.commit(commits)
 
-    async def rewind(self) -> None:
-        """After a failure: state back to the changelog's, position back to the commits."""
-        if self.consumer is None:
-            return
-        with contextlib.suppress(Exception):
-            async with self.lock:
-                self.states.clear()
-                await self.restore({tp.partition for tp in self.assigned})
-                for tp in self.consumer.assignment():
-                    committed = await self.consumer.committed(tp)
-                    if committed is None:
-                        await self.consumer.seek_to_beginning(tp)
-                    else:
-                        self.consumer.seek(tp, committed)
-
 
 class ProcessingWorker(Service):
     """Starts and stops this replica's runners as RUNNING jobs appear and go in the catalog."""
@@ -394,7 +373,7 @@ class ProcessingWorker(Service):
         self.services = {PROCESSOR_KIND: processors, PATTERN_KIND: patterns}
         self.reader = ChangelogReader(runtime.settings.bootstrap_servers)
         self.store: LocalStateStore = None  # type: ignore[assignment]
-        self.runners: dict[str, tuple[str, list[JobRunner]]] = {}
+        self.runners: dict[str, tuple[str, list[JobConsumer]]] = {}
         self._changed = asyncio.Event()
         self._reconciling = asyncio.Lock()
         runtime.catalog.add_listener(self._on_catalog_change)
@@ -465,17 +444,30 @@ class ProcessingWorker(Service):
                 log.error("%s %s cannot run: %s", kind, job_id, exc.message)
                 await self.fail_record(kind, record, exc.message)
                 continue
-            await self.ensure_changelog(job.job_id, job.partitions)
-            runners = [JobRunner(self, job, index) for index in range(job.consumers)]
+            await self.ensure_topics(job)
+            runners: list[JobConsumer] = [JobRunner(self, job, index)
+                                          for index in range(job.consumers)]
+            if job.repartitioned:
+                runners += [RepartitionRunner(self, job, index)
+                            for index in range(job.consumers)]
             self.runners[job_id] = (job.fingerprint, runners)
             for runner in runners:
                 await runner.start()
 
     async def ensure_changelog(self, job_id: str, partitions: int) -> None:
+        """Created when the job is, so its metrics can be read before it first runs."""
         s = self.runtime.settings
         await self.runtime.admin.ensure_topics([TopicSpec(
             changelog_topic(self.runtime.topics.prefix, job_id), partitions,
             s.internal_replication_factor, {"cleanup.policy": "compact"})])
+
+    async def ensure_topics(self, job: Job) -> None:
+        """The job's state changelog and, for keyed jobs, its repartition topic."""
+        await self.ensure_changelog(job.job_id, job.partitions)
+        if job.repartitioned:
+            await self.runtime.admin.ensure_topics([TopicSpec(
+                repartition_topic(self.runtime.topics.prefix, job.job_id), job.partitions,
+                self.runtime.settings.internal_replication_factor)])
 
     async def fail(self, job: Job, error: str) -> None:
         log.error("%s %s stopped by its STOP strategy: %s", job.kind, job.job_id, error)

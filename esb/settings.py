@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     router_max_records: int = Field(5000, ge=1, description="records per ingress poll")
     fetch_max_wait_ms: int = Field(20, ge=1, le=5000, description="broker long-poll bound")
     router_max_inflight_batches: int = Field(4, ge=1, le=64)
+    processor_source_idle_ms: int = Field(
+        1000, ge=0, le=3_600_000,
+        description="a caught-up source stops holding back a re-keyed job's stream time after")
     group_rebalance_timeout_ms: int = Field(10000, ge=1000)
     group_session_timeout_ms: int = Field(10000, ge=1000)
     group_heartbeat_interval_ms: int = Field(1000, ge=100)

@@ -210,13 +210,14 @@ class WindowedAggregateProcessor:
         return value
 
     def process(self, state: dict[str, Any], event: Mapping[str, Any], *,
-                partition: int | str | None = None, offset: int | None = None) -> StepResult:
+                partition: int | str | None = None, offset: int | None = None,
+                source: str | None = None) -> StepResult:
         """Fold one event; outputs are closed windows with their ``group`` values."""
         value = self.extract_value(event)
         timestamp = event_time_ms(event)
         key, _ = group_key(event, self.group_by)
         step = self.windows.ingest(state, key, str(event["event_id"]), timestamp, value,
-                                   partition=partition, offset=offset)
+                                   partition=partition, offset=offset, source=source)
         return self._decorate(step)
 
     def advance(self, state: dict[str, Any], stream_time: int) -> StepResult:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from esb.processing.aggregates import canonical_json
 from esb.processing.fields import event_time_ms, field_value
-from esb.processing.progress import StepResult, already_applied, record_offset
+from esb.processing.progress import StepResult, already_applied, observe_time, record_offset
 
 Side = Literal["left", "right"]
 
@@ -47,8 +47,16 @@ class StreamJoin:
     def new_state() -> dict[str, Any]:
         return {"stream_time": None, "offsets": {}, "left": {}, "right": {}, "expiry": []}
 
+    def advance(self, state: dict[str, Any], stream_time: int) -> StepResult:
+        """Move stream time forward without an event (drops pairs that can no longer join)."""
+        if state["stream_time"] is None or stream_time > state["stream_time"]:
+            state["stream_time"] = stream_time
+            self._expire(state)
+        return StepResult()
+
     def process(self, state: dict[str, Any], side: Side, event: Mapping[str, Any], *,
-                partition: int | str | None = None, offset: int | None = None) -> StepResult:
+                partition: int | str | None = None, offset: int | None = None,
+                source: str | None = None) -> StepResult:
         """Add one event of ``side``; outputs are ``{key, left, right}`` pairs."""
         if side not in ("left", "right"):
             raise ValueError(f"side must be 'left' or 'right', not {side!r}")
@@ -64,7 +72,7 @@ class StreamJoin:
                                 "timestamp": timestamp, "partition": partition,
                                 "offset": offset, "reason": "older_than_watermark"})
             return result
-        state["stream_time"] = timestamp if previous is None else max(previous, timestamp)
+        state["stream_time"] = observe_time(state, timestamp, source)
         self._expire(state)
         if key is None:
             return result
@@ -79,6 +87,8 @@ class StreamJoin:
         return result
 
     def _expire(self, state: dict[str, Any]) -> None:
+        if state["stream_time"] is None:
+            return
         limit = state["stream_time"] - self.grace_ms - self.window_ms
         expiry = state["expiry"]
         while expiry and expiry[0][0] < limit:

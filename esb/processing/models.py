@@ -58,6 +58,9 @@ class WindowConfig(_Strict):
     advance_ms: int | None = Field(default=None, gt=0)
     gap_ms: int | None = Field(default=None, gt=0)
     grace_period_ms: int = Field(default=0, ge=0)
+    # An idle partition's stream time follows the wall clock after this long without input,
+    # so its last windows close without later events; 0 = close on event time only.
+    idle_timeout_ms: int = Field(default=2000, ge=0, le=86_400_000)
 
     @model_validator(mode="after")
     def _fits_window_type(self) -> WindowConfig:
@@ -191,6 +194,9 @@ class StreamProcessorDefinition(_Strict):
     state_store_config: StateStoreConfig = Field(default_factory=StateStoreConfig)
     parallelism: int = Field(default=1, ge=1, le=1024)
     error_handling_strategy: ErrorHandlingStrategy = ErrorHandlingStrategy.RETRY
+    # True when producers already partition the source (and a JOIN's other stream, with the
+    # same partition count) by the group/join key: skips the re-key stage (see repartition).
+    co_partitioned: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -4,7 +4,9 @@ Stored as ONE value in the local RocksDB store and its changelog topic, so the a
 the operator state and the metrics can never disagree after a crash. ``applied`` maps
 ``"<topic>:<partition>"`` (one source partition number spans every lane topic and, for JOIN, both
 streams) to the last input offset applied; a replayed input at or below it is skipped, which is
-what keeps results and metrics exact across a kill -9.
+what keeps results and metrics exact across a kill -9. A keyed job reads a re-keyed copy of its
+sources; ``origins`` then dedups the copies the re-key stage re-emitted
+(:mod:`esb.processing.repartition`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def new_partition_state(operator_state: dict[str, Any] | None) -> dict[str, Any]
         "metrics": ProcessorMetrics().state,
         "counters": {"late_events": 0, "outputs_emitted": 0, "dead_lettered": 0, "retries": 0},
         "recent": [],
+        "origins": {},
     }
 
 
@@ -64,7 +67,12 @@ def encode(state: dict[str, Any]) -> bytes:
 
 
 def decode(raw: bytes) -> dict[str, Any]:
-    return json.loads(raw)  # type: ignore[no-any-return]
+    """A saved state; wall-clock marks of the process that saved it are dropped."""
+    state: dict[str, Any] = json.loads(raw)
+    state.setdefault("origins", {})
+    if isinstance(state.get("op"), dict):
+        state["op"].pop("idle_mark", None)
+    return state
 
 
 def metrics_snapshot(states: list[dict[str, Any]], *, now_ms: int) -> dict[str, Any]:

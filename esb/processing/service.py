@@ -55,6 +55,8 @@ class PatternOptions(BaseModel):
     timer_lag_ms: int = Field(default=2000, ge=0, le=3_600_000)
     parallelism: int = Field(default=1, ge=1, le=1024)
     error_handling_strategy: ErrorHandlingStrategy = ErrorHandlingStrategy.DEAD_LETTER
+    # True when producers already partition the source by key_field: skips the re-key stage.
+    co_partitioned: bool = False
 
 
 OPTION_FIELDS = frozenset(PatternOptions.model_fields)
@@ -126,7 +128,7 @@ class ProcessorService(JobCatalog):
                     "JOIN needs two different streams",
                     errors=[{"path": "processing_logic.join_stream_id",
                              "message": "must differ from source_stream_id"}])
-            if other["partitions"] != source["partitions"]:
+            if definition.co_partitioned and other["partitions"] != source["partitions"]:
                 raise ValidationFailed(
                     "JOIN needs co-partitioned streams (the same number of partitions)",
                     errors=[{"path": "processing_logic.join_stream_id",
@@ -188,6 +190,7 @@ class PatternService(JobCatalog):
             "alerts_stream_id": stream_id_for(alerts["stream_name"]),
             "timers": options.timers,
             "timer_lag_ms": options.timer_lag_ms,
+            "co_partitioned": options.co_partitioned,
             "parallelism": options.parallelism,
             "error_handling_strategy": options.error_handling_strategy.value,
             "definition": pattern.model_dump(mode="json", exclude={"pattern_id"}),

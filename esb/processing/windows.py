@@ -31,7 +31,15 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from esb.errors import ValidationFailed
-from esb.processing.progress import StepResult, already_applied, pop_due, record_offset, schedule
+from esb.processing.progress import (
+    StepResult,
+    already_applied,
+    observe_time,
+    pop_due,
+    record_offset,
+    schedule,
+    stream_time_or_earliest,
+)
 
 WindowKind = Literal["tumbling", "hopping", "session"]
 
@@ -121,15 +129,15 @@ class WindowedAggregator:
         return {"stream_time": None, "offsets": {}, "seq": 0, "keys": {}, "timers": []}
 
     def ingest(self, state: dict[str, Any], key: str, event_id: str, timestamp: int, value: Any,
-               *, partition: int | str | None = None, offset: int | None = None) -> StepResult:
+               *, partition: int | str | None = None, offset: int | None = None,
+               source: str | None = None) -> StepResult:
         """Apply one event; returns the windows it closed and, if it was late, the event."""
         if already_applied(state, partition, offset):
             return StepResult(duplicate=True)
         record_offset(state, partition, offset)
         state["seq"] += 1
         seq = state["seq"]
-        now = timestamp if state["stream_time"] is None else max(state["stream_time"], timestamp)
-        state["stream_time"] = now
+        state["stream_time"] = observe_time(state, timestamp, source)
         accepted = (
             self._add_to_session(state, key, event_id, timestamp, value, seq)
             if self.spec.kind == "session"
@@ -165,7 +173,7 @@ class WindowedAggregator:
 
     def _add_to_windows(self, state: dict[str, Any], key: str, event_id: str, timestamp: int,
                         value: Any, seq: int) -> bool:
-        now, grace = state["stream_time"], self.spec.grace_ms
+        now, grace = stream_time_or_earliest(state), self.spec.grace_ms
         open_bounds = [(s, e) for s, e in assign_windows(self.spec, timestamp) if e + grace > now]
         if not open_bounds:
             return False
@@ -183,7 +191,7 @@ class WindowedAggregator:
 
     def _add_to_session(self, state: dict[str, Any], key: str, event_id: str, timestamp: int,
                         value: Any, seq: int) -> bool:
-        now, gap, grace = state["stream_time"], self.spec.gap_ms, self.spec.grace_ms
+        now, gap, grace = stream_time_or_earliest(state), self.spec.gap_ms, self.spec.grace_ms
         key_state = state["keys"].get(key)
         sessions = key_state["windows"] if key_state else []
         touching = [w for w in sessions if w["start"] < timestamp + gap and timestamp < w["end"]]
@@ -227,6 +235,8 @@ class WindowedAggregator:
     def _close_due(self, state: dict[str, Any]) -> list[dict[str, Any]]:
         now, grace = state["stream_time"], self.spec.grace_ms
         closed: list[dict[str, Any]] = []
+        if now is None:
+            return closed  # not every source has reported yet
         while (popped := pop_due(state["timers"], state["keys"], now + 1)) is not None:
             key = popped[1]
             key_state = state["keys"][key]

@@ -34,7 +34,14 @@ from esb.processing.cep.models import (
 from esb.processing.cep.sequence import SequenceMachine
 from esb.processing.cep.threshold import ThresholdMachine
 from esb.processing.fields import event_time_ms, expression_variables, field_value
-from esb.processing.progress import StepResult, already_applied, pop_due, record_offset, schedule
+from esb.processing.progress import (
+    StepResult,
+    already_applied,
+    observe_time,
+    pop_due,
+    record_offset,
+    schedule,
+)
 
 AnyPattern = SequencePattern | ThresholdPattern | AbsencePattern | AnomalyPattern
 
@@ -76,7 +83,8 @@ class PatternEngine:
         return self.condition is None or self.condition.matches(expression_variables(event))
 
     def process(self, state: dict[str, Any], event: Mapping[str, Any], *,
-                partition: int | str | None = None, offset: int | None = None) -> StepResult:
+                partition: int | str | None = None, offset: int | None = None,
+                source: str | None = None) -> StepResult:
         """Take one event; returns the matches it released and whether it was late."""
         if already_applied(state, partition, offset):
             return StepResult(duplicate=True)
@@ -92,7 +100,7 @@ class PatternEngine:
                                     "timestamp": timestamp, "partition": partition,
                                     "offset": offset, "reason": "older_than_watermark"})
             return result
-        state["stream_time"] = timestamp if previous is None else max(previous, timestamp)
+        state["stream_time"] = observe_time(state, timestamp, source)
         if relevant:
             state["seq"] += 1
             view = {"id": str(event.get("event_id")), "type": event.get("event_type"),
@@ -108,6 +116,8 @@ class PatternEngine:
         return StepResult(outputs=self._release(state))
 
     def _release(self, state: dict[str, Any]) -> list[Match]:
+        if state["stream_time"] is None:
+            return []  # not every source has reported yet
         watermark = state["stream_time"] - self.grace_ms
         buffer = state["buffer"]
         matches: list[Match] = []

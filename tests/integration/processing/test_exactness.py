@@ -1,7 +1,8 @@
 """A tumbling-window AGGREGATE whose worker is killed (-9) mid-stream and restarted on a fresh
 replica (empty local RocksDB: state comes back from the changelog) gives exactly the results of
 an uninterrupted run: one value per window, equal to a brute-force sum, and metrics that count
-every input once."""
+every input once. Events are keyed by order, not by the group (region), so every group spans
+both source partitions: the re-key stage and its dedup are part of what is killed."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def make_events(tenant: str, windows: range, per_window: int, rng: random.Random
                 sums[(region, window)] += amount
                 records.append(event_record(tenant, "order.placed",
                                             {"region": region, "amount": amount}, time_ms=t,
-                                            key=region))
+                                            key=f"order-{rng.randrange(10_000)}"))
     return records, sums
 
 
@@ -53,7 +54,8 @@ async def test_kill_9_mid_window_keeps_window_results_exact(worker_group, http, 
         "source_stream_id": source["stream_id"], "target_stream_id": target["stream_id"],
         "processing_logic": {"aggregation_function": "sum", "aggregation_field": "amount",
                              "group_by": ["region"], "max_input_ids": 5},
-        "window_config": {"window_type": "tumbling", "window_size_ms": WINDOW_MS},
+        "window_config": {"window_type": "tumbling", "window_size_ms": WINDOW_MS,
+                          "idle_timeout_ms": 0},  # event time only: the phases pause
         "error_handling_strategy": "SKIP"})
     assert status == 201, created
     processor_id = created["processor_id"]
@@ -69,13 +71,18 @@ async def test_kill_9_mid_window_keeps_window_results_exact(worker_group, http, 
         return body if status == 200 and body["events_processed"] >= n else None
 
     await eventually(lambda: processed(api, len(phase1) + len(half)), timeout=90)
+    # windows 0-2 close once every source partition (idle lanes included) has reported
+    closed = await read_stream(bootstrap, target, expect=3 * len(REGIONS), timeout=30)
+    assert len(closed) == 3 * len(REGIONS)
 
     # phase 2: the rest of window 3, windows 4-7, late events, then the kill while it runs
     rest, rest_sums = make_events(tenant, range(3, 8), 400, rng)
     late = [event_record(tenant, "order.placed", {"region": region, "amount": 1000},
-                         time_ms=BASE + 1, key=region) for region in REGIONS]
+                         time_ms=BASE + 1, key=f"late-{region}") for region in REGIONS]
+    # one closer per source partition moves every source's event time past window 7
     closers = [event_record(tenant, "order.placed", {"region": region, "amount": 0},
-                            time_ms=BASE + 9 * WINDOW_MS, key=region) for region in REGIONS]
+                            time_ms=BASE + 9 * WINDOW_MS, key=f"closer-{n}")
+               for n in range(12) for region in REGIONS[:1]]
     await publish(bootstrap, source, rest[:1500] + late + rest[1500:] + closers)
     await asyncio.sleep(0.3)
     worker_group.kill(first)
@@ -100,7 +107,9 @@ async def test_kill_9_mid_window_keeps_window_results_exact(worker_group, http, 
         key = (payload["group"]["region"], window)
         values[key].add(payload["value"])
         counts[key].add(payload["event_count"])
-    assert set(values) == set(expected), "every closed window is emitted, no other"
+    assert set(values) == set(expected), (
+        f"every closed window is emitted, no other: missing {set(expected) - set(values)}, "
+        f"extra {set(values) - set(expected)}")
     wrong = {k: (v, expected[k]) for k, v in values.items() if v != {expected[k]}}
     assert not wrong, f"windows with double-counted or missing inputs: {wrong}"
     assert all(len(c) == 1 for c in counts.values())

@@ -82,7 +82,7 @@ def test_filter_forwards_passing_events_only() -> None:
 def test_absence_fires_on_tick_and_the_alert_names_the_trigger() -> None:
     handler = PatternHandler("pat_1", {"kind": "absence", "trigger_event_type": "a",
                                        "expected_event_type": "b", "within_ms": 100},
-                             tenant="t1", pattern_name="unpaid")
+                             tenant="t1", pattern_name="unpaid", timer_lag_ms=0)
     state = handler.new_operator_state()
     assert handler.tick(state, 10_000) == []  # nothing seen: no time advance at all
     state = handler.new_operator_state()
