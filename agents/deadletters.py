@@ -1,42 +1,61 @@
-"""Dead-letter indexer: a Faust agent that copies DLQ topic records into the PostgreSQL index.
+"""Dead-letter indexer: copies DLQ topic records into the PostgreSQL index.
 
-Low volume by nature, so a Faust stream is the right tool here: batches of up to 500 records, one
-idempotent upsert per batch, offsets acknowledged only after the write. If the database is down the
-agent retries with backoff instead of dropping records.
+On the consumer kit like every other loop: batches of up to 500 records, one idempotent upsert
+per poll, offsets committed only after the write; a database outage backs off and retries the
+same records. Its records already are dead letters, so one the index cannot hold even on its own
+is not dead-lettered again (that would loop): it is logged and counted, and stays in the DLQ
+topic, which keeps everything (``retention.ms=-1``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
+from aiokafka import TopicPartition
+from mode import Service
+
+from esb.consumer_kit import Batches, ConsumerLoop, describe
 from esb.deadletter_store import DeadLetterRow
-from esb.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 
-def install(app: Any) -> Any:
+class DeadLetterIndexer(ConsumerLoop):
+    stage = "deadletter-index"
+
+    def __init__(self, runtime: Any) -> None:
+        group = f"{runtime.settings.app_id}-deadletter-indexer"
+        super().__init__(runtime, name=group, group_id=group,
+                         topics=[runtime.topics.dead_letters], poll_timeout_ms=500,
+                         max_poll_records=500)
+
+    async def handle(self, batches: Batches) -> None:
+        rows = [DeadLetterRow(tp.topic, tp.partition, rec.offset, rec.key, rec.value,
+                              list(rec.headers or ()))
+                for tp, records in batches.items() for rec in records]
+        assert self.runtime.dead_letters is not None
+        await self.runtime.dead_letters.upsert(rows)
+
+    async def quarantine(self, tp: TopicPartition, record: Any, exc: BaseException) -> None:
+        log.error("dead letter %s:%d@%d cannot be indexed (%s); it stays in the topic",
+                  tp.topic, tp.partition, record.offset, describe(exc))
+
+
+class DeadLetterIndexService(Service):
+    def __init__(self, runtime: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.indexer = DeadLetterIndexer(runtime)
+
+    async def on_start(self) -> None:
+        await self.indexer.start()
+
+    async def on_stop(self) -> None:
+        await self.indexer.stop()
+
+
+def install(app: Any) -> DeadLetterIndexService:
     runtime = app.runtime
-    topic = app.topic(runtime.topics.dead_letters, key_type=bytes, value_type=bytes,
-                      key_serializer="raw", value_serializer="raw")
-
-    @app.agent(topic, name="esb.deadletter-indexer")
-    async def index_dead_letters(stream: Any) -> None:
-        async for events in stream.take_events(500, within=0.5):
-            rows = [DeadLetterRow(e.message.topic, e.message.partition, e.message.offset,
-                                  e.message.key, e.message.value, list(e.message.headers or ()))
-                    for e in events]
-            delay = 0.5
-            while True:
-                try:
-                    assert runtime.dead_letters is not None
-                    await runtime.dead_letters.upsert(rows)
-                    break
-                except StorageUnavailable as exc:
-                    log.warning("dead-letter index unavailable (%s); retrying in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-
-    return index_dead_letters
+    service = DeadLetterIndexService(runtime, loop=runtime.loop, beacon=runtime.beacon)
+    runtime.add_child(service)
+    return service

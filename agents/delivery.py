@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 from mode import Service
 
+from esb.consumer_kit import ConsumerLoop, StopLoop, reconcile_forever
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.delivery.breaker import BreakerConfig, InMemoryCircuitBreaker
 from esb.delivery.cloudevents_http import OutboundEvent
@@ -63,7 +63,7 @@ from esb.delivery.ssrf import SsrfGuard
 from esb.delivery.stats import DeliveryStats
 from esb.envelope import attributes_from_kafka_headers
 from esb.errors import EsbError
-from esb.kafka import TopicSpec, seek_to_committed
+from esb.kafka import TopicSpec
 from esb.topics import LANES
 
 log = logging.getLogger(__name__)
@@ -184,18 +184,13 @@ class DeliveryWorker(Service):
 
     @Service.task
     async def _reconcile_loop(self) -> None:
-        while not self.should_stop:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), 1.0)
-            if not self._changed.is_set() or self.deliverer is None:
-                continue
-            self._changed.clear()
-            try:
+        async def reconcile() -> None:
+            if self.deliverer is not None:
                 await self.reconcile()
-            except Exception:
-                log.exception("delivery reconcile failed; retrying")
-                await asyncio.sleep(1.0)
-                self._changed.set()
+            else:
+                self._changed.set()  # not started yet: try again on the next turn
+
+        await reconcile_forever("delivery", self._changed, lambda: self.should_stop, reconcile)
 
     @Service.task
     async def _flush_stats(self) -> None:
@@ -247,7 +242,8 @@ class DeliveryWorker(Service):
         if mode is DeliveryMode.AT_MOST_ONCE:
             policy = replace(policy, max_retries=0)
         attempted = await self.deliverer.attempt(
-            subscription_id=sub_id, url=sub["webhook_url"], keys=self.box.keys_for(sub),
+            tenant=sub["tenant_id"], subscription_id=sub_id, url=sub["webhook_url"],
+            keys=self.box.keys_for(sub),
             events=events, batched=int(sub.get("batch_size", 1)) > 1,
             timeout_s=int(sub.get("webhook_timeout_ms", 5000)) / 1000,
             exactly_once=mode is DeliveryMode.EXACTLY_ONCE)
@@ -302,6 +298,8 @@ class DeliveryWorker(Service):
             futures.append(await self.runtime.producers.send(topic, item.value, key=item.key,
                                                               headers=headers))
         await asyncio.gather(*futures)
+        # waiting in a tier: neither delivered nor in the stream lag, but still owed
+        self.stats.count(sub["subscription_id"], "events_retrying", len(items))
 
     async def dead_letter(self, sub: dict[str, Any], items: list[Item], reason: str,
                           error: str, attempts: AttemptLog) -> None:
@@ -342,110 +340,49 @@ class DeliveryWorker(Service):
                 await self.redis.set(marker, b"1", ex=30 * 86400)
 
 
-class _Runner(ConsumerRebalanceListener):
-    """Common consumer plumbing: start, stop, and a loop that survives broker hiccups."""
+class _Runner(ConsumerLoop):
+    """A delivery loop on the consumer kit; a poisoned record becomes a delivery dead letter."""
 
-    group_id: str
-    topics: list[str]
+    stage = "delivery"
+    tenant: str | None = None
 
-    def __init__(self, worker: DeliveryWorker) -> None:
+    def __init__(self, worker: DeliveryWorker, *, group_id: str, topics: list[str],
+                 **options: Any) -> None:
+        super().__init__(worker.runtime, name=group_id, group_id=group_id, topics=topics,
+                         **options)
         self.worker = worker
-        self.consumer: AIOKafkaConsumer | None = None
-        self.task: asyncio.Future[None] | None = None
-        self.stopping = False
-        self.assigned: set[TopicPartition] = set()
 
-    def _consumer(self, **overrides: Any) -> AIOKafkaConsumer:
-        s = self.worker.runtime.settings
-        options: dict[str, Any] = dict(
-            bootstrap_servers=s.bootstrap_servers, group_id=self.group_id,
-            client_id=self.group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_max_wait_ms, max_poll_records=500,
-            rebalance_timeout_ms=s.group_rebalance_timeout_ms,
-            session_timeout_ms=s.group_session_timeout_ms,
-            heartbeat_interval_ms=s.group_heartbeat_interval_ms)
-        options.update(overrides)
-        return AIOKafkaConsumer(**options)
-
-    async def start(self) -> None:
-        self.consumer = self._consumer()
-        await self.consumer.start()
-        self.consumer.subscribe(self.topics, listener=self)
-        self.task = asyncio.ensure_future(self._loop())
-
-    async def stop(self) -> None:
-        self.stopping = True
-        if self.task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.task), 15.0)
-            except (TimeoutError, Exception):
-                self.task.cancel()
-                with contextlib.suppress(BaseException):
-                    await self.task
-        if self.consumer is not None:
-            with contextlib.suppress(Exception):
-                await self.consumer.stop()
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        self.assigned -= set(revoked)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        self.assigned = set(assigned)
-
-    async def _loop(self) -> None:
-        while not self.stopping:
-            try:
-                await self.step()
-            except (KafkaError, EsbError) as exc:
-                log.warning("%s: %s; rewinding to committed offsets", self.group_id, exc)
-                await self.rewind()
-                await asyncio.sleep(1.0)
-            except Exception:
-                log.exception("%s: unexpected error; rewinding", self.group_id)
-                await self.rewind()
-                await asyncio.sleep(1.0)
-
-    async def step(self) -> None:
-        raise NotImplementedError
-
-    async def rewind(self) -> None:
-        if self.consumer is None:
-            return
-        with contextlib.suppress(Exception):
-            await seek_to_committed(self.consumer)
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        assert self.consumer is not None
-        mine = {tp: o for tp, o in offsets.items() if tp in self.assigned}
-        if mine:
-            await self.consumer.commit(mine)
+    def dead_letter_failure(self, tp: TopicPartition, record: Any, reason: str, error: str
+                            ) -> Failure:
+        return Failure(reason, self.stage, error, tp.topic, tp.partition, record.offset,
+                       tp.topic, self.tenant)
 
 
 class SubscriptionRunner(_Runner):
     """One subscription's consumer group member in this replica."""
 
     def __init__(self, worker: DeliveryWorker, sub: dict[str, Any]) -> None:
-        super().__init__(worker)
+        lane_rank = {sub["topics"][p.value]: rank for rank, p in enumerate(LANES)}
+        tenant: str = sub["tenant_id"]
+        redeliver = redeliver_topic(worker.runtime.topics, tenant)
+        batch_size = max(1, int(sub.get("batch_size", 1)))
+        super().__init__(worker, group_id=sub["kafka_group_id"], topics=[*lane_rank, redeliver],
+                         poll_timeout_ms=(int(sub.get("max_wait_time_ms", 1000))
+                                          if batch_size > 1 else 100),
+                         max_poll_records=max(500, batch_size * 4))
         self.sub_id: str = sub["subscription_id"]
-        self.tenant: str = sub["tenant_id"]
+        self.tenant = tenant
         self.generation = sub.get("generation")
-        self.group_id = sub["kafka_group_id"]
-        self.lane_rank = {sub["topics"][p.value]: rank for rank, p in enumerate(LANES)}
-        self.redeliver = redeliver_topic(worker.runtime.topics, self.tenant)
-        self.topics = [*self.lane_rank, self.redeliver]
+        self.lane_rank = lane_rank
+        self.redeliver = redeliver
         self.matcher = SubscriptionMatcher(sub.get("event_type_patterns") or ["*"],
                                            sub.get("filter_criteria") or {},
                                            sub.get("filter_expression"))
-        self.batch_size = max(1, int(sub.get("batch_size", 1)))
-        self.poll_ms = int(sub.get("max_wait_time_ms", 1000)) if self.batch_size > 1 else 100
+        self.batch_size = batch_size
         self.semaphore = asyncio.Semaphore(worker.config.max_partition_concurrency)
         self.paused: set[TopicPartition] = set()
 
-    def _consumer(self, **overrides: Any) -> AIOKafkaConsumer:
-        return super()._consumer(max_poll_records=max(500, self.batch_size * 4), **overrides)
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        await super().on_partitions_assigned(assigned)
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.paused.clear()
         self.worker.stats.rebalanced(self.group_id)
         sub = self.worker.subscription(self.tenant, self.sub_id) or {}
@@ -467,19 +404,16 @@ class SubscriptionRunner(_Runner):
             if await consumer.committed(tp) is None and name in start:
                 consumer.seek(tp, int(start[name]))
 
-    async def step(self) -> None:
-        consumer = self.consumer
-        assert consumer is not None
-        batches = await consumer.getmany(timeout_ms=self.poll_ms)
-        if not batches:
-            if self.paused:
-                consumer.resume(*self.paused)
-                self.paused.clear()
-            return
+    async def on_idle(self) -> None:
+        if self.paused and self.consumer is not None:
+            self.consumer.resume(*self.paused)
+            self.paused.clear()
+
+    async def handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
         sub = self.worker.subscription(self.tenant, self.sub_id)
         if sub is None or sub.get("status") != SubscriptionState.ACTIVE:
-            self.stopping = True  # reconcile stops us; uncommitted records stay for later
-            return
+            # reconcile stops us; uncommitted records stay for later
+            raise StopLoop(f"subscription {self.sub_id} is no longer active")
         offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
         if sub["delivery_mode"] == DeliveryMode.AT_MOST_ONCE:
             await self.commit(offsets)  # before any attempt: a crash now loses, never repeats
@@ -490,8 +424,6 @@ class SubscriptionRunner(_Runner):
         for rank in sorted(by_rank):
             await asyncio.gather(*(self._partition(sub, tp, records)
                                    for tp, records in by_rank[rank]))
-        if sub["delivery_mode"] != DeliveryMode.AT_MOST_ONCE:
-            await self.commit(offsets)
 
     def _prioritise(self, batches: dict[TopicPartition, list[Any]]) -> None:
         """Pause lanes below the highest lane that has records; resume the rest."""
@@ -539,15 +471,16 @@ class SubscriptionRunner(_Runner):
 class RetryTierRunner(_Runner):
     """One delay tier: hold each partition until its head record has waited ``tier_s``."""
 
+    commit_after_handle = False  # only up to the first record that is not ripe yet
+
     def __init__(self, worker: DeliveryWorker, tier_s: float) -> None:
-        super().__init__(worker)
+        super().__init__(
+            worker, group_id=f"{worker.runtime.settings.app_id}.delivery-retry.{tier_label(tier_s)}",
+            topics=[retry_topic(worker.runtime.topics, tier_s)], poll_timeout_ms=200)
         self.tier_s = tier_s
-        self.group_id = f"{worker.runtime.settings.app_id}.delivery-retry.{tier_label(tier_s)}"
-        self.topics = [retry_topic(worker.runtime.topics, tier_s)]
         self.timers: dict[TopicPartition, asyncio.TimerHandle] = {}
 
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await super().on_partitions_revoked(revoked)
+    def on_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             timer = self.timers.pop(tp, None)
             if timer is not None:
@@ -563,13 +496,8 @@ class RetryTierRunner(_Runner):
         if self.consumer is not None and tp in self.assigned:
             self.consumer.resume(tp)
 
-    async def step(self) -> None:
-        consumer = self.consumer
-        assert consumer is not None
-        batches = await consumer.getmany(timeout_ms=200)
-        if batches:
-            await asyncio.gather(*(self._partition(tp, records)
-                                   for tp, records in batches.items()))
+    async def handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        await asyncio.gather(*(self._partition(tp, records) for tp, records in batches.items()))
 
     async def _partition(self, tp: TopicPartition, records: list[Any]) -> None:
         consumer = self.consumer
@@ -596,6 +524,8 @@ class RetryTierRunner(_Runner):
         attempts = AttemptLog.from_json(_header(headers, H_ATTEMPTS))
         item = Item(rec.key, rec.value, _original(headers),
                     _origin_of(headers, (tp.topic, tp.partition, rec.offset)), attempts)
+        if sub_id:
+            worker.stats.count(sub_id, "events_retrying", -1)  # out of the tier, settled below
         if sub is None or sub.get("status") == SubscriptionState.CANCELLED:
             log.info("dropping retry of %s: subscription %s is gone", rec.offset, sub_id)
             return

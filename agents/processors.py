@@ -36,8 +36,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
-from agents.job_consumer import JobConsumer, StopJob
+from agents.job_consumer import JobConsumer, JobWorker, StopJob
 from agents.repartition import RepartitionRunner
+from esb.consumer_kit import build_consumer, reconcile_forever
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.errors import EsbError
 from esb.kafka import TopicSpec, compression_codec
@@ -80,15 +81,14 @@ def changelog_topic(prefix: str, job_id: str) -> str:
 class ChangelogReader:
     """Reads the last record of changelog partitions (restore on assignment, metrics views)."""
 
-    def __init__(self, bootstrap_servers: list[str]) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
         self.consumer: AIOKafkaConsumer | None = None
         self.lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
-                                         group_id=None, enable_auto_commit=False,
-                                         fetch_max_wait_ms=50, max_partition_fetch_bytes=16 << 20)
+        self.consumer = build_consumer(self.settings, None, fetch_max_wait_ms=50,
+                                       max_partition_fetch_bytes=16 << 20)
         await self.consumer.start()
 
     async def stop(self) -> None:
@@ -139,7 +139,7 @@ class Pending:
 class JobRunner(JobConsumer):
     """One consumer of one job on this replica: applies inputs to its partitions' states."""
 
-    def __init__(self, worker: ProcessingWorker, job: Job, index: int) -> None:
+    def __init__(self, worker: JobWorker, job: Job, index: int) -> None:
         runtime = worker.runtime
         prefix = runtime.topics.prefix
         topics = ([repartition_topic(prefix, job.job_id)] if job.repartitioned
@@ -191,22 +191,30 @@ class JobRunner(JobConsumer):
                  wanted, len(stale))
 
     # --- the loop -----------------------------------------------------------------------
-    async def step(self) -> None:
-        assert self.consumer is not None
-        batches = await self.consumer.getmany(timeout_ms=200)
-        if self.stopping:
-            return  # not applied, not committed: the next owner reads these again
+    commit_after_handle = False  # offsets follow the saved state (see _save)
+
+    async def handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        pending = Pending()
+        try:
+            await self._apply_batches(batches, pending)
+            await self._maybe_tick(pending)
+        finally:
+            await self._save(pending)
+
+    async def on_idle(self) -> None:
+        if not self.job.stateful:
+            return
         async with self.lock:
             pending = Pending()
             try:
-                if batches:
-                    await self._apply_batches(batches, pending)
-                if (self.job.stateful
-                        and time.monotonic() - self.last_tick >= TICK_INTERVAL_S):
-                    self.last_tick = time.monotonic()
-                    await self._tick(pending)
+                await self._maybe_tick(pending)
             finally:
                 await self._save(pending)
+
+    async def _maybe_tick(self, pending: Pending) -> None:
+        if self.job.stateful and time.monotonic() - self.last_tick >= TICK_INTERVAL_S:
+            self.last_tick = time.monotonic()
+            await self._tick(pending)
 
     async def _apply_batches(self, batches: dict[TopicPartition, list[Any]],
                              pending: Pending) -> None:
@@ -360,7 +368,7 @@ class JobRunner(JobConsumer):
                 if last is not None and tp in self.assigned:
                     commits[tp] = last + 1
         if commits:
-            await self.consumer.commit(commits)
+            await self.commit(commits)
 
 
 class ProcessingWorker(Service):
@@ -371,7 +379,7 @@ class ProcessingWorker(Service):
         super().__init__(**kwargs)
         self.runtime = runtime
         self.services = {PROCESSOR_KIND: processors, PATTERN_KIND: patterns}
-        self.reader = ChangelogReader(runtime.settings.bootstrap_servers)
+        self.reader = ChangelogReader(runtime.settings)
         self.store: LocalStateStore = None  # type: ignore[assignment]
         self.runners: dict[str, tuple[str, list[JobConsumer]]] = {}
         self._changed = asyncio.Event()
@@ -402,18 +410,12 @@ class ProcessingWorker(Service):
 
     @Service.task
     async def _reconcile_loop(self) -> None:
-        while not self.should_stop:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), 1.0)
-            if not self._changed.is_set() or self.store is None:
-                continue
-            self._changed.clear()
-            try:
+        async def reconcile() -> None:
+            if self.store is not None:
                 await self.reconcile()
-            except Exception:
-                log.exception("processing reconcile failed; retrying")
-                await asyncio.sleep(1.0)
-                self._changed.set()
+
+        await reconcile_forever("processing", self._changed, lambda: self.should_stop,
+                                reconcile)
 
     def wanted(self) -> dict[str, tuple[str, dict[str, Any]]]:
         out: dict[str, tuple[str, dict[str, Any]]] = {}

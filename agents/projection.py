@@ -12,18 +12,17 @@ loop with backoff; nothing is skipped.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 from mode import Service
 
-from esb.errors import StorageUnavailable
+from esb.consumer_kit import Batches, ConsumerLoop
+from esb.deadletter import Failure
 from esb.readside import EventArchive, ProcessingHistory, ReadModelStore
 from esb.readside.ingest import Ingested, ingest_record, projection_record
 from esb.runtime import Runtime
@@ -35,66 +34,35 @@ MAX_RECORDS = 2000
 
 
 def lane_pattern(prefix: str) -> str:
+    """Every stream lane topic ``<prefix>.<tenant>.<stream>.<lane>``; not the tenants' ingress
+    topics ``<prefix>.<tenant>.ingress.<lane>``, whose records are not routed yet."""
     lanes = "|".join(p.lane for p in LANES)
-    return rf"^{re.escape(prefix)}\.[^.]+\.[^.]+\.({lanes})$"
+    return rf"^{re.escape(prefix)}\.[^.]+\.(?!ingress\.)[^.]+\.({lanes})$"
 
 
-class ProjectionService(Service):
-    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.runtime = runtime
-        self.consumer: AIOKafkaConsumer | None = None
+class ProjectionLoop(ConsumerLoop):
+    """Archive, history and read models for each poll; the kit commits after the writes. A
+    record the database refuses (e.g. a NUL in a JSON string) fails its poll, the kit replays
+    the poll one record at a time, and that record becomes a dead letter (stage projection)."""
+
+    stage = "projection"
+
+    def __init__(self, runtime: Runtime) -> None:
+        s = runtime.settings
+        group = f"{s.app_id}-projection"
+        super().__init__(runtime, name=group, group_id=group, pattern=lane_pattern(s.topic_prefix),
+                         poll_timeout_ms=500, max_poll_records=MAX_RECORDS,
+                         fetch_max_wait_ms=max(s.fetch_max_wait_ms, 100),
+                         metadata_max_age_ms=2000)  # how soon a new stream's topics are noticed
         self.projected = 0
 
-    async def on_start(self) -> None:
-        s = self.runtime.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers,
-            group_id=f"{s.app_id}-projection",
-            client_id=f"{s.app_id}-projection",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=MAX_RECORDS,
-            fetch_max_wait_ms=max(s.fetch_max_wait_ms, 100),
-            metadata_max_age_ms=2000,  # how soon a new stream's topics are noticed
-            rebalance_timeout_ms=s.group_rebalance_timeout_ms,
-            session_timeout_ms=s.group_session_timeout_ms,
-            heartbeat_interval_ms=s.group_heartbeat_interval_ms,
-        )
-        await self.consumer.start()
-        self.consumer.subscribe(pattern=lane_pattern(s.topic_prefix))
-        self.add_future(self._run())
+    def dead_letter_failure(self, tp: TopicPartition, record: Any, reason: str, error: str
+                            ) -> Failure:
+        parsed = self.runtime.topics.parse_stream_topic(tp.topic)
+        return Failure("archive_rejected", self.stage, error, tp.topic, tp.partition,
+                       record.offset, tp.topic, parsed[0] if parsed else None)
 
-    async def on_stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-
-    async def _run(self) -> None:
-        assert self.consumer is not None
-        while not self.should_stop:
-            try:
-                batches = await self.consumer.getmany(timeout_ms=500)
-                if not batches:
-                    continue
-                await self._project_until_stored(batches)
-                await self.consumer.commit(
-                    {tp: records[-1].offset + 1 for tp, records in batches.items()})
-            except KafkaError as exc:  # e.g. commit during a rebalance: the batch is replayed
-                log.warning("projection: %s; continuing from committed offsets", exc)
-                await asyncio.sleep(1.0)
-
-    async def _project_until_stored(self, batches: dict[TopicPartition, list[Any]]) -> None:
-        delay = 0.5
-        while not self.should_stop:
-            try:
-                await self.project(batches)
-                return
-            except StorageUnavailable as exc:
-                log.warning("read side unavailable (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-
-    async def project(self, batches: dict[TopicPartition, list[Any]]) -> None:
+    async def handle(self, batches: Batches) -> None:
         topics = self.runtime.topics
         ingested: list[Ingested] = []
         for tp, records in batches.items():
@@ -108,10 +76,7 @@ class ProjectionService(Service):
         db = self.runtime.database
         started = datetime.now(UTC)
         events = [item.event for item in ingested]
-        try:
-            await EventArchive(db).insert_many(events)
-        except psycopg.Error as exc:  # availability errors arrive as StorageUnavailable
-            events = await self._insert_one_by_one(events, exc)
+        await EventArchive(db).insert_many(events)
         completed = datetime.now(UTC)
         history = [record for item in ingested for record in item.history]
         history += [projection_record(e, started, completed, batch_size=len(events))
@@ -120,22 +85,27 @@ class ProjectionService(Service):
         try:
             await ReadModelStore(db).apply(events)
         except psycopg.Error as exc:
-            log.error("read models not updated for a batch of %d events: %s", len(events), exc)
+            if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+                raise
+            log.error("read models not updated for a batch of %d events: %s", len(events),
+                      type(exc).__name__)
         self.projected += len(events)
 
-    async def _insert_one_by_one(self, events: list[Any], first_error: Exception) -> list[Any]:
-        """A batch the database refused: store what it accepts, log and skip the rest."""
-        log.warning("archive batch rejected (%s); inserting one by one", first_error)
-        archive = EventArchive(self.runtime.database)
-        stored = []
-        for event in events:
-            try:
-                await archive.insert_many([event])
-                stored.append(event)
-            except psycopg.Error as exc:
-                log.error("cannot archive event %s of %s: %s", event.event_id, event.tenant_id,
-                          exc)
-        return stored
+
+class ProjectionService(Service):
+    def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loop_ = ProjectionLoop(runtime)
+
+    async def on_start(self) -> None:
+        await self.loop_.start()
+
+    async def on_stop(self) -> None:
+        await self.loop_.stop()
+
+    @property
+    def projected(self) -> int:
+        return self.loop_.projected
 
 
 def install(runtime: Runtime) -> ProjectionService:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka import TopicPartition
 
-from agents.job_consumer import JobConsumer
+from agents.job_consumer import JobConsumer, JobWorker
 from esb.processing.fields import event_time_ms
 from esb.processing.jobs import Job
 from esb.processing.repartition import (
@@ -29,12 +29,9 @@ from esb.processing.repartition import (
 )
 from esb.processing.wire import event_from_record
 
-if TYPE_CHECKING:
-    from agents.processors import ProcessingWorker
-
 
 class RepartitionRunner(JobConsumer):
-    def __init__(self, worker: ProcessingWorker, job: Job, index: int) -> None:
+    def __init__(self, worker: JobWorker, job: Job, index: int) -> None:
         runtime = worker.runtime
         super().__init__(worker, job, index,
                          group_id=f"{runtime.settings.app_id}.proc.{job.job_id}.rekey",
@@ -49,9 +46,9 @@ class RepartitionRunner(JobConsumer):
         self.latest = {tp: t for tp, t in self.latest.items() if tp in self.assigned}
         self.reported = None
 
-    async def rewind(self) -> None:
+    async def on_rewind(self) -> None:
         self.latest, self.reported = {}, None  # copies past the commit may not have landed
-        await super().rewind()
+        await super().on_rewind()
 
     def route(self, tp: TopicPartition, record: Any) -> tuple[bytes | None, int | None]:
         """``(key, partition)`` of a copy: by job key, else the source partition number."""
@@ -66,30 +63,24 @@ class RepartitionRunner(JobConsumer):
             return record.key, tp.partition % self.job.partitions
         return key.encode(), None
 
-    async def step(self) -> None:
-        assert self.consumer is not None
-        batches = await self.consumer.getmany(timeout_ms=200)
-        if self.stopping:
-            return
+    async def handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        """Copy, await every ack, report progress; the kit then commits the source offsets."""
         producers = self.worker.runtime.producers
+        futures: list[asyncio.Future[Any]] = []
+        for tp, records in batches.items():
+            floor = records[0].offset  # every earlier record was copied and acknowledged
+            for record in records:
+                key, partition = self.route(tp, record)
+                origin = Origin(tp.topic, tp.partition, record.offset, floor)
+                futures.append(await producers.send(
+                    self.target, record.value, key=key, partition=partition,
+                    headers=with_origin(record.headers, origin)))
+        await asyncio.gather(*futures)
+        await self.report_progress()
+
+    async def on_idle(self) -> None:
         async with self.lock:
-            futures: list[asyncio.Future[Any]] = []
-            commits: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():
-                if tp not in self.assigned or not records:
-                    continue
-                floor = records[0].offset  # every earlier record was copied and acknowledged
-                for record in records:
-                    key, partition = self.route(tp, record)
-                    origin = Origin(tp.topic, tp.partition, record.offset, floor)
-                    futures.append(await producers.send(
-                        self.target, record.value, key=key, partition=partition,
-                        headers=with_origin(record.headers, origin)))
-                commits[tp] = records[-1].offset + 1
-            await asyncio.gather(*futures)
             await self.report_progress()
-            if commits:
-                await self.consumer.commit(commits)
 
     async def idle(self, tp: TopicPartition, now: float) -> bool:
         """Caught up with the source for ``ESB_PROCESSOR_SOURCE_IDLE_MS`` (not just between

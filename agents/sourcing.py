@@ -94,5 +94,9 @@ def install(app: Any, feature: Any) -> Any:
                     log.warning("unknown sourcing command kind %r", command.kind)
             except EsbError as exc:  # a client error (e.g. type mismatch) or a broker error
                 replies.fail(command.command_id, exc)
+            except Exception as exc:  # a bug a command triggers must not stop the owner agent
+                log.exception("sourcing command %s failed", command.command_id)
+                replies.fail(command.command_id,
+                             EsbError(f"append failed ({type(exc).__name__}); it was not stored"))
 
     return decide

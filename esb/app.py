@@ -8,7 +8,7 @@ agents and the web server, so nothing is served before metadata is loaded and th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from mode import ServiceT
@@ -16,19 +16,25 @@ from mode import ServiceT
 from esb.runtime import Runtime
 from esb.settings import Settings, get_settings
 
-#: Feature modules, each exposing ``install(app)``: it may add runtime children, payload checks,
-#: agents, tables and view blueprints. One line per feature; order is start-up order.
-FEATURES: list[str] = [
-    "esb.schemas.feature",
-    "esb.sourcing.feature",
-    "esb.delivery.feature",
-    "esb.processing.feature",
-]
-
+if TYPE_CHECKING:
+    from agents.ingress import IngressRouterService
+    from agents.projection import ProjectionService
+    from esb.delivery.feature import DeliveryFeature
+    from esb.processing.feature import ProcessingFeature
+    from esb.schemas.service import SchemaRegistryService
+    from esb.sourcing.feature import SourcingFeature
 
 class EsbApp(faust.App):
+    """The worker app. What views need from features are these typed attributes, set by the
+    features' ``install`` (``esb.features``); None where a feature is not installed."""
+
     runtime: Runtime
-    ingress_router: Any = None
+    ingress_router: IngressRouterService | None = None
+    projection: ProjectionService | None = None
+    schema_registry: SchemaRegistryService
+    sourcing: SourcingFeature
+    delivery: DeliveryFeature | None = None
+    processing: ProcessingFeature | None = None
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         return [self.runtime, *super().on_init_dependencies()]
@@ -75,6 +81,13 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "producer_acks": -1,
         "producer_linger": settings.producer_linger_ms / 1000,
         "web_cors_options": None,
+        # Faust's /router and /table/<name>/<key>/ blueprints answer without our auth middleware
+        # scoping: /table read any tenant's aggregate state. Routing uses app.router directly.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_stats_enabled": False,
+        "web_graph_enabled": False,
+        "web_metrics_enabled": False,
     }
 
 
@@ -86,13 +99,8 @@ def create_app(settings: Settings | None = None) -> EsbApp:
 
     import importlib
 
-    import agents
-    import tables
-    from esb import views
+    from esb.features import FEATURES
 
-    tables.install(app)
-    agents.install(app)
-    views.install(app)
     for name in FEATURES:
         importlib.import_module(name).install(app)
     return app

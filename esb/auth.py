@@ -14,11 +14,14 @@ from typing import Any
 
 import jwt
 
-from esb.errors import AuthenticationError, ConfigurationError, PermissionDenied
+from esb.errors import AuthenticationError, ConfigurationError, InvalidRequest, PermissionDenied
 from esb.settings import Settings
-from esb.topics import check_name
+from esb.tenancy import check_tenant_id
 
 OPERATOR_ROLE = "operator"  # may read cross-tenant operational data (e.g. unattributed dead letters)
+ADMIN_ROLE = "admin"
+#: Roles that may see the bus's internals (e.g. the detailed /health checks).
+OPERATIONS_ROLES = frozenset({OPERATOR_ROLE, ADMIN_ROLE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,11 @@ class Principal:
     @property
     def is_operator(self) -> bool:
         return OPERATOR_ROLE in self.roles
+
+    @property
+    def sees_operations(self) -> bool:
+        """Operators and admins may see infrastructure detail (hosts, partitions, errors)."""
+        return not self.roles.isdisjoint(OPERATIONS_ROLES)
 
     def check_tenant(self, claimed: str | None) -> str:
         """A body may repeat the tenant; it may not name another one."""
@@ -104,9 +112,10 @@ class Authenticator:
         if not isinstance(tenant, str):
             raise AuthenticationError("token has no tenant_id claim")
         try:
-            check_name("tenant_id", tenant)
-        except Exception:
-            raise AuthenticationError(f"token tenant_id {tenant!r} is not a valid tenant name") from None
+            check_tenant_id(tenant)
+        except InvalidRequest as exc:
+            raise AuthenticationError(f"token tenant_id is not a valid tenant: {exc.message}"
+                                      ) from None
         roles = claims.get("roles") or []
         return Principal(str(claims["sub"]), tenant, frozenset(map(str, roles))), float(claims["exp"])
 
@@ -119,10 +128,11 @@ def mint_token(
     roles: list[str] | None = None,
     ttl_s: int = 86400,
 ) -> str:
-    """Mint an HS256 development token with the configured (or generated) secret."""
+    """Mint an HS256 development token with the configured (or generated) secret. A malformed
+    or reserved tenant is an InvalidRequest: the bus would refuse the token anyway."""
     if settings.jwt_algorithm != "HS256":
         raise ConfigurationError("esb token mints HS256 tokens only; use your IdP for RS256")
-    check_name("tenant_id", tenant)
+    check_tenant_id(tenant)
     now = int(time.time())
     claims: dict[str, Any] = {
         "sub": subject, "tenant_id": tenant, "roles": roles or [], "iat": now, "exp": now + ttl_s,

@@ -79,7 +79,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             "api": [f"http://127.0.0.1:{p}/api/v1" for p in ports],
             "health": [f"http://127.0.0.1:{p}/health" for p in ports],
             "metrics": [f"http://127.0.0.1:{p}/metrics" for p in ports],
-            "ingress_topic": f"{settings.topic_prefix}.ingress",
+            # created with the tenant's first stream; other tenants: <prefix>.<tenant>.ingress
+            "ingress_topic": f"{settings.topic_prefix}.{args.tenant}.ingress",
             "logs": str(logs),
             "dev_token_tenant": args.tenant,
             "dev_token": token,
@@ -105,11 +106,18 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    """Mint a token; a tenant the bus would refuse (malformed, reserved) fails here, clearly."""
     from esb.auth import mint_token
+    from esb.errors import InvalidRequest
     from esb.settings import get_settings
 
-    print(mint_token(get_settings(), tenant=args.tenant, subject=args.subject,
-                     roles=args.role or [], ttl_s=args.ttl))
+    try:
+        token = mint_token(get_settings(), tenant=args.tenant, subject=args.subject,
+                           roles=args.role or [], ttl_s=args.ttl)
+    except InvalidRequest as exc:
+        print(f"esb token: {exc.message}", file=sys.stderr)
+        return 2
+    print(token)
     return 0
 
 

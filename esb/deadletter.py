@@ -38,21 +38,24 @@ def utc_now() -> str:
 def dead_letter_headers(original: Headers, failure: Failure, *, now: str | None = None
                         ) -> list[tuple[str, bytes]]:
     """Original headers (minus any previous esb-dlq-*) + fresh failure headers; attempts counts up."""
-    previous = {k[len(PREFIX):]: v for k, v in original if k.startswith(PREFIX)}
-    attempts = int(previous.get("attempts", b"0") or 0) + 1
+    previous = {k[len(PREFIX):]: v.decode(errors="replace") for k, v in original
+                if k.startswith(PREFIX) and v is not None}
+    attempts = parse_count(previous.get("attempts")) + 1
     when = now or utc_now()
-    first = previous.get("first-failure", when.encode()).decode()
-    headers = [(k, v) for k, v in original if not k.startswith(PREFIX)]
+    headers = [(k, v) for k, v in original if not k.startswith(PREFIX) and v is not None]
+    origin_known = parse_count(previous.get("origin-partition"), -1) >= 0 and parse_count(
+        previous.get("origin-offset"), -1) >= 0 and bool(previous.get("origin-topic"))
     added = {
         "reason": failure.reason,
         "stage": failure.stage,
         "error": failure.error[:MAX_ERROR_CHARS],
         "attempts": str(attempts),
-        "origin-topic": previous.get("origin-topic", failure.origin_topic.encode()).decode(),
-        "origin-partition": previous.get(
-            "origin-partition", str(failure.origin_partition).encode()).decode(),
-        "origin-offset": previous.get("origin-offset", str(failure.origin_offset).encode()).decode(),
-        "first-failure": first,
+        "origin-topic": previous["origin-topic"] if origin_known else failure.origin_topic,
+        "origin-partition": (previous["origin-partition"] if origin_known
+                             else str(failure.origin_partition)),
+        "origin-offset": (previous["origin-offset"] if origin_known
+                          else str(failure.origin_offset)),
+        "first-failure": time_or(previous.get("first-failure"), when),
         "last-failure": when,
         "tenant": failure.tenant or "",
         "destination": failure.destination,
@@ -61,10 +64,28 @@ def dead_letter_headers(original: Headers, failure: Failure, *, now: str | None 
     return headers
 
 
+def parse_count(text: str | None, default: int = 0) -> int:
+    """A counter from a header a producer may have forged: a small non-negative int or default."""
+    if text and text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return default
+
+
+def time_or(text: str | None, default: str) -> str:
+    if not text:
+        return default
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return default
+    return text if parsed.tzinfo is not None else default
+
+
 def split_headers(headers: Headers) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """Separate the original headers from the dead-letter annotations."""
-    original = [(k, v) for k, v in headers if not k.startswith(PREFIX)]
-    info = {k[len(PREFIX):]: v.decode(errors="replace") for k, v in headers if k.startswith(PREFIX)}
+    original = [(k, v) for k, v in headers if not k.startswith(PREFIX) and v is not None]
+    info = {k[len(PREFIX):]: v.decode(errors="replace") for k, v in headers
+            if k.startswith(PREFIX) and v is not None}
     return original, info
 
 

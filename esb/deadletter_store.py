@@ -16,7 +16,8 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from esb.deadletter import split_headers, utc_now
+from esb.deadletter import parse_count, split_headers, time_or, utc_now
+from esb.envelope import attributes_for_display
 from esb.errors import InvalidRequest, NotFound
 
 UNATTRIBUTED = ""
@@ -34,32 +35,39 @@ class DeadLetterRow:
     headers: Sequence[tuple[str, bytes]]
 
     def to_params(self) -> dict[str, Any]:
-        original, info = split_headers(self.headers)
-        ce = {k[3:]: v.decode(errors="replace") for k, v in original if k.startswith("ce_")}
-        origin = (info.get("origin-topic", self.dlq_topic), info.get("origin-partition", "0"),
-                  info.get("origin-offset", str(self.dlq_offset)))
+        """Never fails on what a producer sent: text without NULs (PostgreSQL refuses them),
+        counters and times that parse, else defaults. The tenant is only ever the one our
+        dead-lettering stage recorded, never a producer's ``ce_tenantid``."""
+        original, raw_info = split_headers(self.headers)
+        info = {k: _clean(v) for k, v in raw_info.items()}
+        ce = {k: _clean(v, 256) for k, v in attributes_for_display(original).items()}
+        origin = (info.get("origin-topic") or self.dlq_topic,
+                  str(parse_count(info.get("origin-partition"))),
+                  str(parse_count(info.get("origin-offset"), self.dlq_offset)))
         return {
             "dlq_id": dead_letter_id(origin, info.get("stage", ""), info.get("destination", ""),
                                      _header(original, "esb-sub-id")),
-            "tenant_id": info.get("tenant") or ce.get("tenantid") or UNATTRIBUTED,
+            "tenant_id": info.get("tenant") or UNATTRIBUTED,
             "event_id": ce.get("id"),
             "event_type": ce.get("type"),
             "stream": ce.get("stream"),
             "reason": info.get("reason", "unknown"),
             "stage": info.get("stage", "unknown"),
             "error": info.get("error", ""),
-            "attempts": int(info.get("attempts", "1") or 1),
+            "attempts": max(1, parse_count(info.get("attempts"), 1)),
             "origin_topic": origin[0],
             "origin_partition": int(origin[1]),
             "origin_offset": int(origin[2]),
             "destination": info.get("destination", origin[0]),
-            "first_failure_at": info.get("first-failure") or utc_now(),
-            "last_failure_at": info.get("last-failure") or utc_now(),
+            "first_failure_at": time_or(info.get("first-failure"), utc_now()),
+            "last_failure_at": time_or(info.get("last-failure"), utc_now()),
             "record_key": self.key,
             "record_value": self.value,
-            "record_headers": Jsonb([[k, base64.b64encode(v).decode()] for k, v in original]
-                                    + [[f"esb-dlq-{k}", base64.b64encode(v.encode()).decode()]
-                                       for k, v in info.items()]),
+            "record_headers": Jsonb([[_clean(k), base64.b64encode(v).decode()]
+                                     for k, v in original]
+                                    + [[f"esb-dlq-{_clean(k)}",
+                                        base64.b64encode(v.encode()).decode()]
+                                       for k, v in raw_info.items()]),
             "dlq_topic": self.dlq_topic,
             "dlq_partition": self.dlq_partition,
             "dlq_offset": self.dlq_offset,
@@ -76,7 +84,13 @@ def dead_letter_id(origin: tuple[str, str, str], stage: str, destination: str,
 
 
 def _header(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
-    return next((v.decode(errors="replace") for k, v in headers if k == name), None)
+    return next((_clean(v.decode(errors="replace")) for k, v in headers
+                 if k == name and v is not None), None)
+
+
+def _clean(text: str, limit: int = 4000) -> str:
+    """Text PostgreSQL accepts: no NUL characters, bounded."""
+    return text.replace("\x00", "\ufffd")[:limit]
 
 
 _UPSERT = """

@@ -97,6 +97,15 @@ class EventIn(BaseModel):
     stream_name: str | None = Field(None, max_length=63)
     partition_key: str | None = Field(None, max_length=256)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        """Ids and names become Kafka headers and database keys: no control characters."""
+        if isinstance(value, str) and not value.isprintable() and any(
+                ch < " " or ch == "\x7f" for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
     @field_validator("priority", mode="before")
     @classmethod
     def _priority(cls, value: Any) -> Any:
@@ -225,12 +234,38 @@ def envelope_from_seed(body: EventIn, *, tenant: str, user: str) -> Envelope:
         attrs["stream"] = stream
     if body.metadata:
         attrs["metadata"] = json.dumps(body.metadata, separators=(",", ":"))
-    data = json.dumps(body.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        data = json.dumps(body.payload, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode()
+    except ValueError:
+        raise ValidationFailed("payload is not valid JSON (NaN or Infinity)",
+                               errors=[{"path": "$.payload", "message": "NaN/Infinity"}]) from None
     return Envelope(attrs, data, JSON, body.payload)
 
 
 _OPTIONAL_EXTENSIONS = tuple(
     name for name in EXTENSIONS if name not in ("tenant_id", "user_id", "priority", "stream_id"))
+
+
+MAX_ATTRIBUTE_CHARS = 4096
+MAX_ID_CHARS = 256
+
+
+def check_attribute(name: str, value: Any) -> str:
+    """A CloudEvents attribute value as the bus carries it: a string, bounded, no control
+    characters (a NUL in an id crashed the PostgreSQL archive)."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"attribute {name!r} must be a string", field=name)
+    limit = MAX_ID_CHARS if name in _ID_ATTRIBUTES else MAX_ATTRIBUTE_CHARS
+    if len(value) > limit:
+        raise InvalidRequest(f"attribute {name!r} is longer than {limit} characters", field=name)
+    if not value.isprintable() and any(ch < " " or ch == "\x7f" for ch in value):
+        raise InvalidRequest(f"attribute {name!r} contains control characters", field=name)
+    return value
+
+
+_ID_ATTRIBUTES = frozenset({"id", "type", "aggregateid", "partitionkey", "correlationid",
+                            "causationid", "userid", "schemaid", "stream", "tenantid"})
 
 
 def envelope_from_attributes(
@@ -250,8 +285,15 @@ def envelope_from_attributes(
             continue
         if isinstance(value, datetime):
             value = format_time(value)
-        attrs[name] = value if isinstance(value, str) else json.dumps(value) if isinstance(
-            value, (dict, list)) else str(value)
+        if name in CORE_ATTRIBUTES and not isinstance(value, str):
+            raise InvalidRequest(f"CloudEvents attribute {name!r} must be a string", field=name)
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            value = json.dumps(value, allow_nan=False)
+        attrs[name] = check_attribute(name, value)
     missing = [a for a in ("specversion", "id", "source", "type") if not attrs.get(a)]
     if missing:
         raise InvalidRequest(
@@ -275,17 +317,37 @@ def envelopes_from_structured(body: Any) -> list[Envelope]:
         if not isinstance(item, dict):
             raise InvalidRequest("a structured CloudEvent must be a JSON object")
         content_type = item.get("datacontenttype") or JSON
+        if not isinstance(content_type, str) or len(content_type) > 256:
+            raise InvalidRequest("datacontenttype must be a media type string",
+                                 field="datacontenttype")
         if "data_base64" in item:
-            import base64
-
-            data = base64.b64decode(item["data_base64"])
+            data = _base64(item["data_base64"])
         elif "data" in item:
-            data = (json.dumps(item["data"], separators=(",", ":"), ensure_ascii=False).encode()
-                    if is_json(content_type) else str(item["data"]).encode())
+            data = (json.dumps(item["data"], separators=(",", ":"), ensure_ascii=False,
+                               allow_nan=False).encode()
+                    if is_json(content_type) else _text_data(item["data"]))
         else:
             data = b""
         out.append(envelope_from_attributes(item, data, content_type))
     return out
+
+
+def _base64(value: Any) -> bytes:
+    import base64
+    import binascii
+
+    if not isinstance(value, str):
+        raise InvalidRequest("data_base64 must be a base64 string", field="data_base64")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("data_base64 is not valid base64", field="data_base64") from None
+
+
+def _text_data(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidRequest("data of a non-JSON datacontenttype must be a string", field="data")
+    return value.encode()
 
 
 def envelope_from_http_binary(headers: Mapping[str, str], body: bytes) -> Envelope:
@@ -293,12 +355,36 @@ def envelope_from_http_binary(headers: Mapping[str, str], body: bytes) -> Envelo
     return envelope_from_attributes(attrs, body, headers.get("Content-Type") or JSON)
 
 
-def attributes_from_kafka_headers(headers: Iterable[tuple[str, bytes]]) -> tuple[dict[str, str], str]:
+def attributes_from_kafka_headers(headers: Iterable[tuple[str, bytes | None]]
+                                  ) -> tuple[dict[str, str], str]:
+    """The one CloudEvents Kafka header codec (binary mode): ``ce_*`` attributes and the data's
+    content type. A ``ce_*`` or ``content-type`` header without a value, or not UTF-8 text,
+    raises :class:`InvalidRequest`: such a record is not a CloudEvent, and callers dead-letter
+    it rather than guess."""
     attrs: dict[str, str] = {}
     content_type = JSON
     for key, value in headers:
         if key.startswith("ce_"):
-            attrs[key[3:]] = value.decode()
+            attrs[key[3:]] = _header_text(key, value)
         elif key == "content-type":
-            content_type = value.decode()
+            content_type = _header_text(key, value)
     return attrs, content_type
+
+
+def _header_text(key: str, value: bytes | None) -> str:
+    if value is None:
+        raise InvalidRequest(f"header {key!r} has no value", field=key)
+    try:
+        text = value.decode()
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"header {key!r} is not UTF-8 text", field=key) from None
+    if not text.isprintable() and any(ch < " " and ch != "\t" for ch in text):
+        raise InvalidRequest(f"header {key!r} contains control characters", field=key)
+    return text
+
+
+def attributes_for_display(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """``ce_*`` attributes of any record, never failing: for listing dead letters, whose
+    headers are by definition whatever a producer sent."""
+    return {k[3:]: (v or b"").decode(errors="replace").replace("\x00", "\ufffd")
+            for k, v in headers if k.startswith("ce_")}

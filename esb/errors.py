@@ -24,7 +24,49 @@ map exceptions by hand::
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+#: Modules whose exception text describes our infrastructure (host names, ports, SQL, user
+#: names): an error caused by one of them never shows that text to a client.
+DRIVER_MODULES = ("psycopg", "psycopg_pool", "aiokafka", "kafka", "redis", "socket", "ssl")
+
+#: Details an error that hides its message may still show: they are ours, never driver text.
+SAFE_DETAILS = frozenset({"retry_after", "incident", "limit"})
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s@]*@", re.IGNORECASE)
+_SECRET_PAIRS = re.compile(r"(?P<key>password|passwd|pwd|secret|token|api[_-]?key)"
+                           r"(?P<sep>\s*[=:]\s*)(?P<value>'[^']*'|\"[^\"]*\"|[^\s,;&]+)",
+                           re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Remove credentials from text bound for a log: URL user-info and ``password=...`` pairs."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _SECRET_PAIRS.sub(r"\g<key>\g<sep>***", text)
+
+
+def _from_driver(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) was raised by a database/broker/cache driver or the
+    OS network layer, whose messages name hosts, ports and SQL."""
+    seen: set[int] = set()
+    cause = _wrapped(exc)
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        module = type(cause).__module__.split(".", 1)[0]
+        if module in DRIVER_MODULES or (isinstance(cause, OSError)
+                                        and not isinstance(cause, EsbError | TimeoutError)):
+            return True
+        cause = _wrapped(cause)
+    return False
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """What ``exc`` wraps: its cause, or its context unless ``raise ... from None`` hid it
+    (that idiom marks a message written on purpose for the client)."""
+    if exc.__cause__ is not None:
+        return exc.__cause__
+    return None if exc.__suppress_context__ else exc.__context__
 
 
 class EsbError(Exception):
@@ -33,24 +75,49 @@ class EsbError(Exception):
     code: str = "esb_error"
     http_status: int = 500
     retriable: bool = False
+    #: What a client is told instead of ``message`` when the message may carry infrastructure
+    #: detail (always, for classes that set it; else whenever a driver error is the cause).
+    public_detail: str | None = None
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details
 
+    @property
+    def hides_message(self) -> bool:
+        """True when ``message`` must stay server-side (it may quote a driver)."""
+        return type(self).public_detail is not None or _from_driver(self)
+
+    @property
+    def public_message(self) -> str:
+        """The ``detail`` a client may see: ``message``, unless it may quote a driver."""
+        if not self.hides_message:
+            return self.message
+        return self.public_detail or (
+            "a backing service failed; retry later" if self.retriable
+            else "the request could not be completed; quote the code to the operator")
+
+    @property
+    def public_details(self) -> dict[str, Any]:
+        """Extra problem members; only :data:`SAFE_DETAILS` when the message is hidden."""
+        if not self.hides_message:
+            return self.details
+        return {k: v for k, v in self.details.items() if k in SAFE_DETAILS}
+
     def to_problem(self, instance: str | None = None) -> dict[str, Any]:
-        """Render as an RFC 9457 problem document (``application/problem+json``)."""
+        """Render as an RFC 9457 problem document (``application/problem+json``); the detail
+        is :attr:`public_message`, so driver text (hosts, SQL) never reaches a client."""
         body: dict[str, Any] = {
             "type": f"https://esb.dev/problems/{self.code}",
             "title": type(self).__name__,
             "status": self.http_status,
             "code": self.code,
-            "detail": self.message,
+            "detail": self.public_message,
         }
         if instance:
             body["instance"] = instance
-        body.update(self.details)
+        body.update(self.public_details)
         return body
 
 
@@ -127,12 +194,14 @@ class BrokerUnavailable(EsbError):
     code = "broker_unavailable"
     http_status = 503
     retriable = True
+    public_detail = "the message broker is unavailable; retry later"
 
 
 class StorageUnavailable(EsbError):
     code = "storage_unavailable"
     http_status = 503
     retriable = True
+    public_detail = "a storage backend is unavailable; retry later"
 
 
 class Timeout(EsbError, TimeoutError):

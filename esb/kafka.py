@@ -102,17 +102,6 @@ class ProducerPool:
         await asyncio.gather(*(p.stop() for p in producers), return_exceptions=True)
 
 
-async def seek_to_committed(consumer: Any) -> None:
-    """Position every assigned partition at its committed offset (the beginning if none): what
-    a consumer does after a failed poll, so the unfinished inputs are read again."""
-    for tp in consumer.assignment():
-        committed = await consumer.committed(tp)
-        if committed is None:
-            await consumer.seek_to_beginning(tp)
-        else:
-            consumer.seek(tp, committed)
-
-
 async def acked(future: asyncio.Future[RecordMetadata], topic: str) -> RecordMetadata:
     try:
         return await future

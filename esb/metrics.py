@@ -37,3 +37,11 @@ def flush_tally(counter: Counter, tally: Tally[tuple[str, ...]]) -> None:
     for labels, n in tally.items():
         counter.labels(*labels).inc(n)
     tally.clear()
+
+
+CONSUMER_BACKOFFS = Counter("esb_consumer_backoffs_total",
+                            "Infrastructure failures a consumer loop backed off on", ["stage"],
+                            registry=REGISTRY)
+CONSUMER_POISON = Counter("esb_consumer_poison_records_total",
+                          "Records that failed on their own and were set aside", ["stage"],
+                          registry=REGISTRY)

@@ -1,7 +1,7 @@
-"""Publishing: validate an event, resolve its stream and lane, produce it, answer after the ack.
+"""Publishing over HTTP: the publish decision for each event, produce, answer after the ack.
 
-Shared by the HTTP views (single and batch). The Kafka ingress makes the same decisions through
-``esb.routing.IngressRouter`` from headers alone.
+Shared by the HTTP views (single and batch). The Kafka ingress asks the same decision
+(:mod:`esb.publish_decision`) through ``esb.routing.IngressRouter``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from esb.envelope import Envelope
-from esb.errors import NotFound, PayloadTooLarge, ValidationFailed
 from esb.kafka import ProducerPool, acked
 from esb.metrics import PUBLISH_LATENCY, PUBLISHED
-from esb.readside.stages import append_stage, stage_entry
-from esb.routing import PayloadChecks
-from esb.streams import StreamDirectory, stream_name_from
+from esb.publish_decision import Decision, PayloadChecks, PublishDecision, Rejected
+from esb.stage_history import append_stage, stage_entry
+from esb.streams import StreamDirectory
 
 VALIDATOR_ID = "proc_validation"
 
@@ -27,40 +26,26 @@ async def _no_sync() -> None:
 
 
 class Publisher:
+    """The HTTP side of the publish decision: envelopes in, acknowledged records out."""
+
     def __init__(self, directory: StreamDirectory, producers: ProducerPool, *,
                  max_event_bytes: int, payload_checks: PayloadChecks,
                  sync: Callable[[], Awaitable[None]] | None = None) -> None:
-        self.directory = directory
+        self.decision = PublishDecision(directory, max_event_bytes=max_event_bytes,
+                                        payload_checks=payload_checks)
         self.sync = sync or _no_sync
         self.producers = producers
-        self.max_event_bytes = max_event_bytes
-        self.payload_checks = payload_checks
 
-    def check(self, envelope: Envelope, tenant: str) -> dict[str, Any]:
-        """Every check that can reject the event, before anything is sent. Returns the stream."""
-        if len(envelope.data) > self.max_event_bytes:
-            raise PayloadTooLarge(
-                f"event {envelope.id} payload is {len(envelope.data)} bytes; the limit is "
-                f"{self.max_event_bytes}", limit=self.max_event_bytes)
+    def check(self, envelope: Envelope, tenant: str) -> Decision:
+        """Every check that can refuse the event (:class:`Rejected`), before anything is sent;
+        the envelope is updated to what will be stored."""
+        decided = self.decision.decide(envelope.attributes, envelope.data, envelope.content_type,
+                                       tenant=tenant)
         envelope.attributes["tenantid"] = tenant
-        hint = envelope.attributes.get("stream")
-        stream = self.directory.resolve(tenant, hint, envelope.type, envelope.attributes.get("source"))
-        if stream is None:
-            if hint:
-                raise NotFound(f"stream {hint!r} not found", stream_id=hint)
-            raise ValidationFailed(
-                f"no stream accepts event type {envelope.type!r} from source "
-                f"{envelope.attributes.get('source')!r}; pass stream_id or create a stream with a "
-                "matching source_capability or event_types",
-                errors=[{"path": "$.stream_id", "message": "no route"}])
-        envelope.attributes["stream"] = stream_name_from(stream["stream_name"])
-        if self.payload_checks.checks:
-            self.payload_checks(tenant, {f"ce_{k}": v for k, v in envelope.attributes.items()},
-                               envelope.data, envelope.content_type)
-        encoder = self.payload_checks.encoder_for(stream, envelope.content_type)
-        if encoder is not None:
-            envelope.data, envelope.content_type = encoder(tenant, envelope.type, envelope.data)
-        return stream
+        envelope.attributes["stream"] = decided.stream["stream_name"]
+        if decided.reencoded and decided.data is not None:
+            envelope.data, envelope.content_type = decided.data, decided.content_type
+        return decided
 
     async def publish(self, envelope: Envelope, tenant: str, *, path: str = "http"
                       ) -> dict[str, Any]:
@@ -73,24 +58,25 @@ class Publisher:
         started = time.perf_counter()
         t0 = time.time() * 1000
         try:
-            streams = [self.check(env, tenant) for env in envelopes]
-        except (NotFound, ValidationFailed):
+            decisions = [self.check(env, tenant) for env in envelopes]
+        except Rejected as rejected:
+            if rejected.dead_letter_reason != "no_route":
+                raise
             # maybe a stream created a moment ago on another replica: catch up once, re-check
             await self.sync()
-            streams = [self.check(env, tenant) for env in envelopes]
+            decisions = [self.check(env, tenant) for env in envelopes]
         validated = stage_entry(VALIDATOR_ID, "VALIDATION", t0, time.time() * 1000,
                                 output={"validation_result": "passed"})
         futures = []
-        for env, stream in zip(envelopes, streams, strict=True):
-            topic = self.directory.lane_topic(stream, env.priority)
-            codec = None if stream["compression_type"] == "NONE" else stream["compression_type"].lower()
+        for env, decided in zip(envelopes, decisions, strict=True):
             futures.append(await self.producers.send(
-                topic, env.data, key=env.kafka_key(),
-                headers=append_stage(env.kafka_headers(), validated), codec=codec))
+                decided.topic, env.data, key=env.kafka_key(),
+                headers=append_stage(env.kafka_headers(), validated), codec=decided.codec))
         metas = await asyncio.gather(*(acked(f, "stream") for f in futures))
         PUBLISH_LATENCY.labels(path).observe(time.perf_counter() - started)
         results = []
-        for env, stream, meta in zip(envelopes, streams, metas, strict=True):
+        for env, decided, meta in zip(envelopes, decisions, metas, strict=True):
+            stream = decided.stream
             PUBLISHED.labels(tenant, stream["stream_name"], env.priority.value, path).inc()
             results.append({
                 "event_id": env.id,

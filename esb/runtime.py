@@ -13,11 +13,12 @@ from mode import Service
 
 from esb.auth import Authenticator
 from esb.catalog import MetadataCatalog
+from esb.consumer_kit import HealthBoard
 from esb.deadletter_store import DeadLetterStore
 from esb.idempotency import IdempotencyStore, MemoryBackend, RedisBackend
 from esb.kafka import ProducerPool, TopicAdmin, TopicSpec
+from esb.publish_decision import PayloadChecks
 from esb.publishing import Publisher
-from esb.routing import PayloadChecks
 from esb.settings import Settings
 from esb.streams import StreamService
 from esb.topics import TopicNames
@@ -35,7 +36,9 @@ class Runtime(Service):
         self.admin = TopicAdmin(settings)
         self.catalog = MetadataCatalog(settings, self.producers, self.admin, self.topics.metadata,
                                        loop=self.loop, beacon=self.beacon)
-        self.streams = StreamService(self.catalog, self.admin, self.topics)
+        self.streams = StreamService(self.catalog, self.admin, self.topics,
+                                     ingress_partitions=settings.default_partitions,
+                                     ingress_replication=settings.internal_replication_factor)
         self.payload_checks = PayloadChecks()
         self.publisher = Publisher(self.streams.directory, self.producers,
                                    max_event_bytes=settings.max_event_bytes,
@@ -46,6 +49,12 @@ class Runtime(Service):
         self.database: Any = None
         self.dead_letters: DeadLetterStore | None = None
         self._extra_children: list[Service] = []
+        #: which Kafka consumer loops are backing off on an infrastructure failure
+        self.consumer_board = HealthBoard()
+
+    def consumer_health(self) -> dict[str, Any]:
+        """For ``/health``: ok unless a consumer loop is retrying an unavailable dependency."""
+        return self.consumer_board.snapshot()
 
     def add_child(self, service: Service) -> None:
         """Extension point: features add services that start after the runtime is ready."""
@@ -76,7 +85,8 @@ class Runtime(Service):
         rf = self.settings.internal_replication_factor
         parts = self.settings.default_partitions
         await self.admin.ensure_topics(
-            [TopicSpec(t, parts, rf) for t in self.topics.ingress_topics]
+            ([TopicSpec(t, parts, rf) for t in self.topics.ingress_topics]
+             if self.settings.ingress_shared_tenant else [])
             + [TopicSpec(self.topics.dead_letters, parts, rf, {"retention.ms": "-1"})]
         )
 

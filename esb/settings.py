@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     router_max_records: int = Field(5000, ge=1, description="records per ingress poll")
     fetch_max_wait_ms: int = Field(20, ge=1, le=5000, description="broker long-poll bound")
     router_max_inflight_batches: int = Field(4, ge=1, le=64)
+    ingress_shared_tenant: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="also route the shared <prefix>.ingress topics, all into this one tenant "
+                    "(single-tenant installs); per-tenant ingress topics always")
     processor_source_idle_ms: int = Field(
         1000, ge=0, le=3_600_000,
         description="a caught-up source stops holding back a re-keyed job's stream time after")
@@ -53,6 +57,12 @@ class Settings(BaseSettings):
     web_port: int = Field(8080, ge=0, le=65535)
     max_event_bytes: int = Field(1 << 20, ge=1024, description="largest accepted event payload")
     max_batch_events: int = Field(1000, ge=1)
+    max_batch_bytes: int = Field(16 << 20, ge=65536,
+                                 description="largest accepted batch request body (413 beyond)")
+    max_json_depth: int = Field(64, ge=2, le=10000,
+                                description="deepest accepted JSON nesting in a request body")
+    max_ws_per_tenant: int = Field(32, ge=1, le=100000,
+                                   description="open WebSocket connections per tenant per replica")
 
     # --- auth -----------------------------------------------------------------------------
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"

@@ -8,13 +8,13 @@ invalidates whenever a stream changes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from esb.catalog import CatalogState, MetadataCatalog
 from esb.errors import AlreadyExists, NotFound, ValidationFailed
+from esb.globs import compile_globs
 from esb.kafka import COMPRESSION, TopicAdmin, TopicSpec
 from esb.topics import NAME_RE, Priority, TopicNames, check_name
 
@@ -109,7 +109,7 @@ class StreamDirectory:
         else:
             streams = self.list(tenant)
             found = next((s for s in streams
-                          if any(fnmatchcase(event_type, p) for p in s.get("event_types", ()))), None)
+                          if compile_globs(s.get("event_types", ()))(event_type)), None)
             if found is None and source:
                 found = next((s for s in streams if s.get("source_capability") == source), None)
         if len(self._cache) > 100_000:
@@ -117,14 +117,14 @@ class StreamDirectory:
         self._cache[cache_key] = found
         return found
 
-    def lane_topic(self, stream: dict[str, Any], priority: Priority) -> str:
-        return self._topics.stream_lane(stream["tenant_id"], stream["stream_name"], priority)
-
 
 class StreamService:
     """Create and read streams; topics first, then the catalog record (topic creation is idempotent)."""
 
-    def __init__(self, catalog: MetadataCatalog, admin: TopicAdmin, topics: TopicNames) -> None:
+    def __init__(self, catalog: MetadataCatalog, admin: TopicAdmin, topics: TopicNames, *,
+                 ingress_partitions: int = 6, ingress_replication: int = 1) -> None:
+        self.ingress_partitions = ingress_partitions
+        self.ingress_replication = ingress_replication
         self.catalog = catalog
         self.admin = admin
         self.topics = topics
@@ -153,7 +153,10 @@ class StreamService:
             configs["retention.bytes"] = str(req.retention_size_bytes)
         lane_topics = self.topics.stream_topics(tenant, req.stream_name)
         await self.admin.ensure_topics(
-            TopicSpec(t, req.partitions, req.replication_factor, configs) for t in lane_topics)
+            [TopicSpec(t, req.partitions, req.replication_factor, configs) for t in lane_topics]
+            # the tenant's own ingress, for Kafka-native producers (idempotent after the first)
+            + [TopicSpec(t, self.ingress_partitions, self.ingress_replication)
+               for t in self.topics.tenant_ingress_topics(tenant)])
         record = {
             "stream_id": stream_id_for(req.stream_name),
             "stream_name": req.stream_name,

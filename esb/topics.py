@@ -15,6 +15,16 @@ from esb.errors import InvalidRequest
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
+#: topic-name segments the bus itself uses right after the prefix or inside a tenant's namespace
+#: (``<prefix>.ingress``, ``<prefix>.proc.<job>.state``, ``<prefix>.<tenant>.ingress.high`` …):
+#: a tenant or stream of one of these names would share a namespace (and an ACL prefix) with
+#: internal topics. The one list; ``esb.tenancy`` and stream creation both use it.
+RESERVED_NAMES = frozenset({
+    "ingress", "deadletter", "metadata", "proc", "retry", "sourcing", "delivery-status", "raw",
+    "status", "internal", "system", "esb", "redeliver", "_redeliver", "delivery", "router",
+    "changelog", "critical", "high", "normal", "low",
+})
+
 
 class Priority(StrEnum):
     CRITICAL = "CRITICAL"
@@ -51,6 +61,8 @@ def check_name(kind: str, value: str) -> str:
             field=kind,
             value=value,
         )
+    if value in RESERVED_NAMES:
+        raise InvalidRequest(f"{kind} {value!r} is reserved by the bus", field=kind, value=value)
     return value
 
 
@@ -69,6 +81,32 @@ class TopicNames:
     @property
     def ingress_topics(self) -> list[str]:
         return [self.ingress_lane(p) for p in LANES]
+
+    def tenant_ingress(self, tenant: str, priority: Priority = Priority.NORMAL) -> str:
+        """A tenant's own ingress, ``<prefix>.<tenant>.ingress[.lane]``: Kafka prefix ACLs on
+        ``<prefix>.<tenant>.`` bind a producer to its tenant (ADR 0009)."""
+        base = f"{self.prefix}.{tenant}.ingress"
+        return base if priority is Priority.NORMAL else f"{base}.{priority.lane}"
+
+    def tenant_ingress_topics(self, tenant: str) -> list[str]:
+        return [self.tenant_ingress(tenant, p) for p in LANES]
+
+    def ingress_pattern(self, priority: Priority, *, shared: bool) -> str:
+        """The subscription pattern of one ingress lane: every tenant's lane topic, plus the
+        shared lane topic when a single-tenant shared ingress is configured."""
+        lane = "" if priority is Priority.NORMAL else rf"\.{priority.lane}"
+        prefix = re.escape(self.prefix)
+        pattern = rf"^{prefix}\.[a-z0-9][a-z0-9_-]{{0,62}}\.ingress{lane}$"
+        if shared:
+            pattern += rf"|^{prefix}\.ingress{lane}$"
+        return pattern
+
+    def ingress_tenant(self, topic: str) -> str | None:
+        """The tenant that owns an ingress topic; None for the shared ingress."""
+        parts = topic.split(".")
+        if len(parts) >= 3 and parts[0] == self.prefix and parts[2] == "ingress":
+            return parts[1]
+        return None
 
     @property
     def dead_letters(self) -> str:
@@ -89,7 +127,7 @@ class TopicNames:
 
     def parse_stream_topic(self, topic: str) -> tuple[str, str, Priority] | None:
         parts = topic.split(".")
-        if len(parts) != 4 or parts[0] != self.prefix:
+        if len(parts) != 4 or parts[0] != self.prefix or parts[2] == "ingress":
             return None
         try:
             return parts[1], parts[2], Priority(parts[3].upper())

@@ -216,11 +216,13 @@ def env_or(name: str, default: str) -> str:
 
 
 async def wait_router_assigned(session: aiohttp.ClientSession, base: str, minimum: int,
-                               timeout: float = 60.0) -> None:
-    """Wait until this worker's ingress router owns at least ``minimum`` partitions."""
+                               operator_token: str, timeout: float = 60.0) -> None:
+    """Wait until this worker's ingress router owns at least ``minimum`` partitions (the
+    detailed health checks are for operators)."""
 
     async def check() -> bool:
-        async with session.get(base + "/health") as resp:
+        async with session.get(base + "/health",
+                               headers={"Authorization": f"Bearer {operator_token}"}) as resp:
             body = await resp.json()
         return body["checks"]["partitions"]["ingress_assigned"] >= minimum
 

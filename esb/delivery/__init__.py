@@ -7,8 +7,8 @@ Modules, one job each:
 - ``cloudevents_http``: CloudEvents over HTTP (binary / batched) + signed delivery request.
 - ``signing``: Standard Webhooks signatures, secrets and rotation.
 - ``retry``: outcome classification, backoff with jitter, delay tiers, attempt log.
-- ``breaker`` / ``breaker_redis``: circuit breaker per endpoint (in-memory / Redis).
-- ``ratelimit`` / ``ratelimit_redis``: GCRA rate limit per endpoint (in-memory / Redis).
+- ``breaker`` / ``breaker_redis``: circuit breaker per (tenant, endpoint) (in-memory / Redis).
+- ``ratelimit`` / ``ratelimit_redis``: GCRA rate limit per (tenant, endpoint) (in-memory / Redis).
 - ``dedup`` / ``dedup_redis``: exactly-once dedup store, and what each delivery mode guarantees.
 - ``ssrf``: refuse webhook URLs that reach private networks.
 
@@ -37,7 +37,7 @@ from esb.delivery.cloudevents_http import (
     encode_binary,
 )
 from esb.delivery.dedup import Claim, ClaimStatus, DedupStore, InMemoryDedupStore
-from esb.delivery.endpoints import endpoint_key
+from esb.delivery.endpoints import endpoint_key, limit_scope
 from esb.delivery.matching import LazyPayload, SubscriptionMatcher, TypeMatcher
 from esb.delivery.models import (
     ConsumerGroupCreate,
@@ -139,6 +139,7 @@ __all__ = [
     "encode_batch",
     "encode_binary",
     "endpoint_key",
+    "limit_scope",
     "parse_model",
     "parse_retry_after",
     "webhook_headers",

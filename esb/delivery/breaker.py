@@ -1,4 +1,7 @@
-"""Circuit breaker per webhook endpoint: stop hammering a receiver that keeps failing.
+"""Circuit breaker per (tenant, webhook endpoint): stop hammering a receiver that keeps failing.
+
+The key is opaque here; the deliverer passes :func:`esb.delivery.endpoints.limit_scope`, so a
+tenant's failures open only that tenant's circuit to the endpoint.
 
 States (the classic Nygard breaker):
 
@@ -63,7 +66,7 @@ class Permit:
 
 
 class CircuitBreaker(abc.ABC):
-    """Per-endpoint breaker; ``endpoint`` is :func:`esb.delivery.endpoints.endpoint_key`."""
+    """Per-scope breaker; ``endpoint`` is :func:`esb.delivery.endpoints.limit_scope` (tenant + origin)."""
 
     def __init__(self, config: BreakerConfig | None = None, *, clock: Clock = time.time) -> None:
         self.config = config or BreakerConfig()

@@ -1,9 +1,10 @@
 """The circuit breaker in Redis, shared by every replica; each transition is one Lua script.
 
-One hash per endpoint at ``{prefix}cb:{endpoint}`` (fields: s=state, f=failures, o=opened_at,
-p=probe lease end). A closed circuit without failures has no key at all. Keys expire after
-``state_ttl_s`` of inactivity. Time is the caller's clock (replicas are assumed NTP-synced),
-which keeps both implementations testable with one fake clock.
+One hash per (tenant, endpoint) scope (``esb.delivery.endpoints.limit_scope``) at
+``{prefix}cb:{scope}`` (fields: s=state, f=failures, o=opened_at, p=probe lease end). A closed
+circuit without failures has no key at all. Keys expire after ``state_ttl_s`` of inactivity.
+Time is the caller's clock (replicas are assumed NTP-synced), which keeps both implementations
+testable with one fake clock.
 """
 
 from __future__ import annotations

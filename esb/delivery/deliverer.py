@@ -5,6 +5,9 @@ Returns what happened without deciding what comes next: the worker feeds the res
 rate, another replica holding the exactly-once lease) never reached the receiver, so it is not
 counted against the retry budget; the worker parks it in a retry tier for ``wait_s``.
 
+Breaker and rate limit are keyed per (tenant, endpoint) (:func:`esb.delivery.endpoints.limit_scope`),
+so one tenant's failing or flooding receiver cannot gate another tenant's deliveries to the same URL.
+
 Redis trouble: the breaker and rate limiter fail open (deliveries continue, per replica), the
 exactly-once dedup store fails closed (nothing is sent that might be a duplicate).
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from esb.delivery.breaker import CircuitBreaker, CircuitState
 from esb.delivery.cloudevents_http import OutboundEvent, build_delivery_request
 from esb.delivery.dedup import ClaimStatus, DedupStore
-from esb.delivery.endpoints import endpoint_key
+from esb.delivery.endpoints import limit_scope
 from esb.delivery.http_client import WebhookClient
 from esb.delivery.ratelimit import RateLimiter
 from esb.delivery.retry import AttemptResult, Outcome, classify_exception, classify_status
@@ -31,6 +34,10 @@ from esb.errors import StorageUnavailable
 log = logging.getLogger(__name__)
 
 __all__ = ["Attempted", "Deliverer"]
+
+
+#: how soon an attempt refused while a half-open probe is in flight asks again
+PROBE_RECHECK_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +63,13 @@ class Deliverer:
         self.dedup = dedup
         self.max_inline_rate_wait_s = max_inline_rate_wait_s
 
-    async def attempt(self, *, subscription_id: str, url: str, keys: SigningKeys,
+    async def attempt(self, *, tenant: str, subscription_id: str, url: str, keys: SigningKeys,
                       events: Sequence[OutboundEvent], batched: bool, timeout_s: float,
                       exactly_once: bool) -> Attempted:
+        """One gated attempt; ``tenant`` scopes the breaker and rate limit (isolation)."""
         now = time.time()
         webhook_id = batch_webhook_id([e.id for e in events])
-        endpoint = endpoint_key(url)
+        endpoint = limit_scope(tenant, url)
         permit_state = await self._acquire_breaker(endpoint)
         if permit_state is not None:
             return Attempted(AttemptResult(Outcome.RETRY, "circuit open"), webhook_id, now,
@@ -107,7 +115,14 @@ class Deliverer:
         except StorageUnavailable as exc:
             log.warning("circuit breaker unavailable (%s); delivering anyway", exc)
             return None
-        return None if permit.allowed else max(permit.retry_after_s, 0.05)
+        if permit.allowed:
+            return None
+        if permit.state is CircuitState.HALF_OPEN:
+            # another attempt is the probe: its answer (seconds away) closes or reopens the
+            # circuit. Waiting out its whole lease (a full cool-down) held this event back for
+            # another 30 s after the endpoint had recovered (issue 10's "lost" event).
+            return min(max(permit.retry_after_s, 0.05), PROBE_RECHECK_S)
+        return max(permit.retry_after_s, 0.05)
 
     async def _acquire_rate(self, endpoint: str) -> float:
         try:
@@ -137,8 +152,9 @@ class Deliverer:
         except StorageUnavailable as exc:  # lease expires by itself; a duplicate stays recognisable
             log.warning("dedup store unavailable after delivery (%s)", exc)
 
-    async def circuit_state(self, url: str) -> CircuitState:
+    async def circuit_state(self, url: str, tenant: str) -> CircuitState:
+        """The breaker state ``tenant`` sees for ``url`` (each tenant has its own circuit)."""
         try:
-            return await self.breaker.state(endpoint_key(url))
+            return await self.breaker.state(limit_scope(tenant, url))
         except StorageUnavailable:
             return CircuitState.CLOSED

@@ -1,21 +1,16 @@
-"""Delivery feature wiring: services on the app, the worker as a runtime child, the REST views.
-
-``install(app)`` is listed in ``esb.app.FEATURES``. The WebSocket route needs aiohttp directly:
-``esb.views.subscriptions_ws.make_handler(app)`` is added in ``esb.views.on_webserver_init``.
-"""
+"""What the delivery views need from the feature (``app.delivery``); wired by
+``esb.features.delivery``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from esb.delivery.config import DeliverySettings, get_delivery_settings
+from esb.delivery.config import DeliverySettings
 from esb.delivery.lag import OffsetReader, RateTracker
-from esb.delivery.secretbox import SecretBox
 from esb.delivery.service import ConsumerGroupService, SubscriptionService
-from esb.delivery.ssrf import SsrfGuard
 
-__all__ = ["DeliveryFeature", "install"]
+__all__ = ["DeliveryFeature"]
 
 
 @dataclass
@@ -26,27 +21,3 @@ class DeliveryFeature:
     offsets: OffsetReader
     rates: RateTracker
     worker: Any
-
-
-def install(app: Any) -> DeliveryFeature:
-    from agents.delivery import DeliveryWorker
-    from esb.views import API_PREFIX, consumer_groups, subscriptions
-
-    runtime = app.runtime
-    settings = runtime.settings
-    config = get_delivery_settings()
-    box = SecretBox(config.secret_key.get_secret_value() if config.secret_key is not None
-                    else settings.jwt_signing_key)
-    guard = SsrfGuard(allow_cidrs=config.cidrs, allow_hosts=config.hosts)
-    subs = SubscriptionService(runtime.catalog, runtime.streams.directory, runtime.topics,
-                               runtime.admin, app_id=settings.app_id, box=box, guard=guard,
-                               replication_factor=settings.internal_replication_factor,
-                               partitions=settings.default_partitions)
-    worker = DeliveryWorker(app, config, box, subs, loop=runtime.loop, beacon=runtime.beacon)
-    runtime.add_child(worker)
-    feature = DeliveryFeature(config, subs, ConsumerGroupService(runtime.catalog),
-                              OffsetReader(settings.bootstrap_servers), RateTracker(), worker)
-    app.delivery = feature
-    subscriptions.blueprint.register(app, url_prefix=API_PREFIX)
-    consumer_groups.blueprint.register(app, url_prefix=API_PREFIX)
-    return feature

@@ -7,9 +7,10 @@ and the payload is decoded only when the CEL filter names ``payload`` and everyt
 passed, via :class:`LazyPayload`.
 
 Event-type globs use :func:`fnmatch.fnmatchcase` semantics, case-sensitive (CloudEvents ``type``
-is case-sensitive): ``*`` matches any run of characters *including dots*, ``?`` one character,
-``[seq]`` a set. So ``user.*`` matches ``user.created`` and also ``user.profile.updated``: the
-seed's patterns name families of events, and a subscriber to ``user.*`` expects all of them.
+is case-sensitive), matched in linear time by the shared :mod:`esb.globs` helper (ADR 0010):
+``*`` matches any run of characters *including dots*, ``?`` one character, ``[seq]`` a set. So
+``user.*`` matches ``user.created`` and also ``user.profile.updated``: the seed's patterns name
+families of events, and a subscriber to ``user.*`` expects all of them.
 (This is not NATS subject matching, where ``*`` stops at a dot.)
 
 ``filter_criteria`` compares CloudEvents attributes as strings (Kafka headers are strings):
@@ -25,7 +26,6 @@ to evaluate (missing key, undecodable payload) does not match; ``on_error`` hear
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from esb.delivery.attributes import SEED_FIELDS, cloudevents_attribute_name
 from esb.errors import EsbError
 from esb.expressions import Expression, compile_expression
+from esb.globs import GlobSet, compile_globs
 
 if TYPE_CHECKING:
     from esb.delivery.models import FilterValue, SubscriptionCreate
@@ -44,7 +45,6 @@ _SEED_ALIASES: tuple[tuple[str, str], ...] = tuple(
     (seed, cloudevents_attribute_name(seed)) for seed in SEED_FIELDS
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_GLOB_CHARS = frozenset("*?[")
 _JSON_TYPE = re.compile(r"^(application|text)/([\w.\-]+\+)?json\s*(;.*)?$", re.IGNORECASE)
 
 
@@ -97,25 +97,19 @@ def _as_list(value: FilterValue) -> list[Any]:
 
 
 class TypeMatcher:
-    """Event-type globs compiled once; exact names are a set lookup, globs one regex."""
+    """Event-type globs compiled once (:func:`esb.globs.compile_globs`: exact names a set lookup,
+    globs one RE2 program, so a tenant's pattern cannot make matching backtrack)."""
 
-    __slots__ = ("_exact", "_match_all", "_regex")
+    __slots__ = ("_globs",)
 
     def __init__(self, patterns: Iterable[str]) -> None:
         patterns = list(patterns)
         if not patterns:
             raise ValueError("at least one event type pattern is required")
-        self._match_all = any(p == "*" for p in patterns)
-        self._exact = frozenset(p for p in patterns if not (_GLOB_CHARS & set(p)))
-        globs = [p for p in patterns if _GLOB_CHARS & set(p)]
-        self._regex = (
-            re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs)) if globs else None
-        )
+        self._globs: GlobSet = compile_globs(patterns)
 
     def __call__(self, event_type: str) -> bool:
-        if self._match_all or event_type in self._exact:
-            return True
-        return self._regex is not None and self._regex.match(event_type) is not None
+        return self._globs(event_type)
 
 
 class SubscriptionMatcher:

@@ -226,6 +226,9 @@ class SubscriptionStatusResponse(BaseModel):
     events_failed: NonNegativeInt = 0
     events_dead_lettered: NonNegativeInt = 0
     events_filtered: NonNegativeInt = 0
+    #: waiting in a retry tier (a failed attempt, or held by the circuit breaker or rate
+    #: limit): owed to the receiver though no longer counted in ``lag``
+    events_retrying: NonNegativeInt = 0
     lag: NonNegativeInt | None = None
     circuit_state: Literal["closed", "open", "half_open"] = "closed"
 

@@ -1,4 +1,7 @@
-"""Rate limit per webhook endpoint: GCRA (the generic cell rate algorithm).
+"""Rate limit per (tenant, webhook endpoint): GCRA (the generic cell rate algorithm).
+
+The key is opaque here; the deliverer passes :func:`esb.delivery.endpoints.limit_scope`, so one
+tenant flooding a receiver never spends another tenant's budget for the same URL.
 
 GCRA is a token bucket that stores one number per key, the "theoretical arrival time" (TAT),
 so the Redis version is a single GET/SET in a Lua script and needs no refill loop. With
@@ -56,7 +59,7 @@ def gcra(tat: float | None, now: float, limit: RateLimit, cost: int
 
 
 class RateLimiter(abc.ABC):
-    """Per-endpoint limiter; ``limit`` overrides the default for one endpoint's call."""
+    """Per-scope limiter (tenant + endpoint); ``limit`` overrides the default for one call."""
 
     def __init__(self, default: RateLimit | None = None, *, clock: Clock = time.time) -> None:
         self.default = default or RateLimit()

@@ -1,7 +1,8 @@
 """GCRA rate limiting in Redis, shared by every replica: one Lua script per decision.
 
-The key ``{prefix}rl:{endpoint}`` holds the TAT in milliseconds and expires when it is in the
-past (an idle endpoint leaves nothing behind). Time is the caller's clock, as in the breaker.
+The key ``{prefix}rl:{scope}`` (one per tenant and endpoint, ``limit_scope``) holds the TAT in
+milliseconds and expires when it is in the past (an idle endpoint leaves nothing behind). Time is
+the caller's clock, as in the breaker.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Wires stream processors and CEP patterns into the app (listed in ``esb.app.FEATURES``).
-
-``app.processing`` holds the catalog services the views call and the worker that runs the
-RUNNING jobs of this replica (``agents.processors``).
-"""
+"""What the processor and pattern views need (``app.processing``): the catalog services and
+the worker that runs this replica's RUNNING jobs; wired by ``esb.features.processing``."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ from esb.processing.partition_state import metrics_snapshot
 from esb.processing.service import PatternService, ProcessorService
 from esb.streams import stream_name_from
 
-__all__ = ["ProcessingFeature", "install"]
+__all__ = ["ProcessingFeature"]
 
 
 @dataclass
@@ -39,21 +36,3 @@ class ProcessingFeature:
     async def metrics(self, record: dict[str, Any], job_id: str) -> dict[str, Any]:
         states = await self.job_states(record, job_id)
         return metrics_snapshot(states, now_ms=int(time.time() * 1000))
-
-
-def install(app: Any) -> ProcessingFeature:
-    from agents.processors import ProcessingWorker
-    from esb.views import API_PREFIX, patterns, processors
-
-    runtime = app.runtime
-    processor_service = ProcessorService(runtime.catalog, runtime.streams.directory)
-    pattern_service = PatternService(runtime.catalog, runtime.streams,
-                                     runtime.settings.default_partitions)
-    worker = ProcessingWorker(runtime, processor_service, pattern_service,
-                              loop=runtime.loop, beacon=runtime.beacon)
-    runtime.add_child(worker)
-    feature = ProcessingFeature(processor_service, pattern_service, worker)
-    app.processing = feature
-    processors.blueprint.register(app, url_prefix=API_PREFIX)
-    patterns.blueprint.register(app, url_prefix=API_PREFIX)
-    return feature

@@ -3,7 +3,9 @@
 A definition says which events feed the model, how to find a document's key, what each event
 type does (upsert or delete) and which fields to copy. Exact semantics of :func:`project`:
 
-* an event feeds the model if its type matches one of ``event_types`` (globs: ``*``, ``?``);
+* an event feeds the model if its type matches one of ``event_types`` (globs: ``*``, ``?``,
+  everything else literal, as in the archive's SQL ``LIKE`` that rebuilds read; matched in linear
+  time by :mod:`esb.globs`);
 * the key is the value at ``key_field`` (a dotted path into the event's public JSON, e.g.
   ``aggregate_id`` or ``payload.user.id``); an event without a scalar key is skipped;
 * the operation is the first entry of ``operations`` whose pattern matches the type (exact
@@ -31,8 +33,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from esb.db import Database
 from esb.errors import NotFound
+from esb.globs import compile_globs, glob_matches
 from esb.readside.models import ArchivedEvent
-from esb.readside.paging import decode_cursor, encode_cursor, glob_matches
+from esb.readside.paging import decode_cursor, encode_cursor
 
 Operation = Literal["upsert", "delete"]
 _MISSING = object()
@@ -50,13 +53,13 @@ class ReadModelDefinition(BaseModel):
     description: str | None = None
 
     def feeds_on(self, event_type: str) -> bool:
-        return any(glob_matches(p, event_type) for p in self.event_types)
+        return compile_globs(self.event_types, sets=False)(event_type)
 
     def operation_for(self, event_type: str) -> Operation:
         if event_type in self.operations:
             return self.operations[event_type]
         for pattern, operation in self.operations.items():
-            if glob_matches(pattern, event_type):
+            if glob_matches(pattern, event_type, sets=False):
                 return operation
         return "upsert"
 

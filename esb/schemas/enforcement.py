@@ -19,21 +19,19 @@ schema and a JSON decode plus a compiled validator call for events with one.
 from __future__ import annotations
 
 import io
-import json
 import re
 from typing import Any
 
-import fastavro
-
+from esb import jsonsafe
 from esb.errors import EsbError, ValidationFailed
 from esb.schemas.models import FieldError, SchemaType, SchemaVersion
 from esb.schemas.registry import SchemaRegistryState, subject_for_event_type
 from esb.schemas.rules import evaluate_rules
 from esb.schemas.validation import avro_errors, json_errors, parsed_avro_schema
-from esb.schemas.wire import HEADER_SIZE, MAGIC_BYTE
+from esb.schemas.wire import HEADER_SIZE, MAGIC_BYTE, read_avro
 
 _NONE = object()
-_ID_IN_URI = re.compile(r"(?:/schemas/ids/(\d+)|\b(sch_\d+))/?$")
+_ID_IN_URI = re.compile(r"(?:/schemas/ids/(\d+)|\b(sch_\d+))/?$", re.ASCII)
 _MAX_CACHE = 100_000
 
 
@@ -95,7 +93,7 @@ class SchemaEnforcer:
     def _resolve_ref(self, tenant: str, ref: str) -> SchemaVersion | None:
         match = _ID_IN_URI.search(ref)
         try:
-            if ref.isdigit():
+            if ref.isascii() and ref.isdigit():  # '²'.isdigit() is True, int('²') fails
                 return self.state.get_by_id(tenant, int(ref))
             if ref.startswith("sch_"):
                 return self.state.get_by_schema_id(tenant, ref)
@@ -156,7 +154,7 @@ def _is_json(content_type: str) -> bool:
 
 def _read_json(version: SchemaVersion, data: bytes | memoryview | None) -> Any:
     try:
-        return json.loads(bytes(data or b""))
+        return jsonsafe.loads(bytes(data or b""))
     except ValueError as exc:
         raise _failure(version, [FieldError(path="$", message=f"payload is not JSON: {exc}")]
                        ) from None
@@ -165,9 +163,12 @@ def _read_json(version: SchemaVersion, data: bytes | memoryview | None) -> Any:
 def _read_avro(version: SchemaVersion, body: memoryview) -> Any:
     stream = io.BytesIO(body)
     try:
-        value = fastavro.schemaless_reader(stream, parsed_avro_schema(version.schema_text), None)
-    except (EOFError, ValueError, IndexError, StopIteration, TypeError, UnicodeDecodeError
-            ) as exc:
+        value = read_avro(stream, parsed_avro_schema(version.schema_text))
+    except ValidationFailed as exc:  # bounds: a length or nesting the bytes cannot hold
+        raise _failure(version, [FieldError(path=e["path"], message=e["message"])
+                                 for e in exc.details.get("errors", ())]) from None
+    except (EOFError, ValueError, IndexError, StopIteration, TypeError, UnicodeDecodeError,
+            OverflowError, MemoryError, RecursionError) as exc:
         raise _failure(version, [FieldError(path="$", message=f"Avro body does not decode: {exc}")]
                        ) from None
     if stream.tell() != len(body):

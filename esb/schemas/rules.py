@@ -33,8 +33,10 @@ def compile_rules(rules: Iterable[BusinessRule]) -> list[tuple[BusinessRule, Exp
         try:
             compiled.append((rule, compile_expression(rule.rule)))
         except ExpressionError as exc:
-            raise ExpressionError(
-                f"business rule '{rule.name}': {exc.message}", rule=rule.name, expression=rule.rule
+            raise ExpressionError(  # a refused rule may be huge: echo its start only
+                f"business rule '{rule.name}': {exc.message}", rule=rule.name,
+                expression=rule.rule[:200],
+                errors=[{"path": f"$.business_rules['{rule.name}']", "message": exc.message}],
             ) from exc
     return compiled
 

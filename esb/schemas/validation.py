@@ -7,9 +7,17 @@ the valid path only for schemas whose keywords mean the same in draft-07 and 202
 ``_FAST_SAFE_KEYWORDS``); other schemas use ``jsonschema`` throughout. When the fast check fails,
 ``jsonschema`` collects every error with its path (fastjsonschema stops at the first).
 
-Formats ``email`` and ``date-time`` are asserted with the same functions in both engines, so the
-engines agree on them (``jsonschema`` alone would skip ``date-time`` without ``rfc3339-validator``).
-Validators are compiled once per canonical schema text and cached.
+Formats ``email``, ``date-time`` and ``regex`` are asserted with the same functions in both
+engines, so the engines agree on them (``jsonschema`` alone would skip ``date-time`` without
+``rfc3339-validator``). Validators are compiled once per canonical schema text and cached.
+
+Tenant regexes (``pattern``, ``patternProperties`` names, ``format: regex``) run on RE2, never on
+Python's backtracking ``re`` (ADR 0010): ``^(a+)+$`` against a 10k-character non-match takes
+milliseconds instead of forever. ``jsonschema`` gets RE2 versions of the four keywords that
+search regexes; in a ``fastjsonschema`` validator the table of compiled patterns its generated
+code searches is filled with RE2 programs (and the fast path is dropped if that table holds
+anything else). The registry refuses patterns RE2 cannot compile (see ``parsing``); one that
+arrives anyway fails validation rather than falling back to ``re``.
 """
 
 from __future__ import annotations
@@ -25,8 +33,12 @@ from typing import Any
 import fastavro
 import fastavro.validation
 import fastjsonschema
+import fastjsonschema.draft07
 import jsonschema
+import jsonschema.validators
+from jsonschema.exceptions import ValidationError
 
+from esb.globs import PatternError, linear_regex, regex_error
 from esb.schemas.models import (
     BusinessRule,
     FieldError,
@@ -34,7 +46,7 @@ from esb.schemas.models import (
     SchemaVersion,
     ValidationResult,
 )
-from esb.schemas.parsing import load_canonical
+from esb.schemas.parsing import load_canonical, schema_patterns
 from esb.schemas.rules import evaluate_rules
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -60,7 +72,13 @@ def is_date_time(value: Any) -> bool:
     return True
 
 
-FORMAT_CHECKS: dict[str, Callable[[Any], bool]] = {"email": is_email, "date-time": is_date_time}
+def is_regex(value: Any) -> bool:
+    """``format: regex``: a pattern the bus could run, i.e. one RE2 compiles (not cached: data)."""
+    return not isinstance(value, str) or regex_error(value) is None
+
+
+FORMAT_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "email": is_email, "date-time": is_date_time, "regex": is_regex}
 
 
 def _format_checker() -> jsonschema.FormatChecker:
@@ -114,6 +132,171 @@ def fast_path_supported(schema: Any) -> bool:
     return all(fast_path_supported(schema[key]) for key in _SUBSCHEMAS if key in schema)
 
 
+# --------------------------------------------------------------------------- RE2 keywords
+
+
+def _search(pattern: str, text: str) -> bool | ValidationError:
+    """RE2 search; an uncompilable pattern is an error on the instance, never a fallback."""
+    try:
+        return linear_regex(pattern).search(text)
+    except PatternError as exc:
+        return ValidationError(f"pattern {pattern!r} cannot be evaluated: {exc}")
+
+
+def _re2_pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterable[Any]:
+    if validator.is_type(instance, "string"):
+        found = _search(patrn, instance)
+        if isinstance(found, ValidationError):
+            yield found
+        elif not found:
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
+def _re2_pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any,
+                            schema: Any) -> Iterable[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            found = _search(pattern, key)
+            if isinstance(found, ValidationError):
+                yield found
+                break
+            if found:
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _matches_any(patterns: Iterable[str], key: str) -> bool:
+    return any(_search(pattern, key) is True for pattern in patterns)
+
+
+def _re2_additional_properties(validator: Any, aP: Any, instance: Any,
+                               schema: Any) -> Iterable[Any]:
+    """``jsonschema``'s ``additionalProperties``, with ``patternProperties`` matched by RE2."""
+    if not validator.is_type(instance, "object"):
+        return
+    properties = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    extras = {key for key in instance
+              if key not in properties and not _matches_any(patterns, key)}
+    if validator.is_type(aP, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], aP, path=extra)
+    elif not aP and extras:
+        if patterns:
+            verb = "does" if len(extras) == 1 else "do"
+            joined = ", ".join(repr(each) for each in sorted(extras))
+            listed = ", ".join(repr(each) for each in sorted(patterns))
+            yield ValidationError(f"{joined} {verb} not match any of the regexes: {listed}")
+        else:
+            listed = ", ".join(repr(each) for each in sorted(extras, key=str))
+            verb = "was" if len(extras) == 1 else "were"
+            yield ValidationError(
+                f"Additional properties are not allowed ({listed} {verb} unexpected)")
+
+
+def _is_valid(errors: Iterable[Any]) -> bool:
+    return next(iter(errors), None) is None
+
+
+def _evaluated_keys(validator: Any, instance: dict[str, Any], schema: Any) -> set[str]:
+    """Keys evaluated by ``schema`` (``jsonschema._utils``' 2020-12 rules, RE2 for patterns)."""
+    if not isinstance(schema, dict):
+        return set()
+    keys: set[str] = set()
+    for ref_keyword in ("$ref", "$dynamicRef"):
+        ref = schema.get(ref_keyword)
+        if ref is not None:
+            resolved = validator._resolver.lookup(ref)
+            keys |= _evaluated_keys(
+                validator.evolve(schema=resolved.contents, _resolver=resolved.resolver),
+                instance, resolved.contents)
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        keys |= properties.keys() & instance.keys()
+    for keyword in ("additionalProperties", "unevaluatedProperties"):
+        if (subschema := schema.get(keyword)) is not None:
+            keys |= {key for key, value in instance.items()
+                     if _is_valid(validator.descend(value, subschema))}
+    patterns = schema.get("patternProperties") or {}
+    keys |= {key for key in instance if _matches_any(patterns, key)}
+    for name, subschema in (schema.get("dependentSchemas") or {}).items():
+        if name in instance:
+            keys |= _evaluated_keys(validator, instance, subschema)
+    for keyword in ("allOf", "oneOf", "anyOf"):
+        for subschema in schema.get(keyword, ()):
+            if _is_valid(validator.descend(instance, subschema)):
+                keys |= _evaluated_keys(validator, instance, subschema)
+    if "if" in schema:
+        if validator.evolve(schema=schema["if"]).is_valid(instance):
+            keys |= _evaluated_keys(validator, instance, schema["if"])
+            if "then" in schema:
+                keys |= _evaluated_keys(validator, instance, schema["then"])
+        elif "else" in schema:
+            keys |= _evaluated_keys(validator, instance, schema["else"])
+    return keys
+
+
+def _re2_unevaluated_properties(validator: Any, uP: Any, instance: Any,
+                                schema: Any) -> Iterable[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    evaluated = _evaluated_keys(validator, instance, schema)
+    unevaluated = [key for key in instance if key not in evaluated
+                   and not _is_valid(validator.descend(instance[key], uP, path=key,
+                                                       schema_path=key))]
+    if unevaluated:
+        listed = ", ".join(repr(each) for each in sorted(unevaluated, key=str))
+        verb = "was" if len(unevaluated) == 1 else "were"
+        if uP is False:
+            yield ValidationError(
+                f"Unevaluated properties are not allowed ({listed} {verb} unexpected)")
+        else:
+            yield ValidationError("Unevaluated properties are not valid under the given schema "
+                                  f"({listed} {verb} unevaluated and invalid)")
+
+
+#: Draft 2020-12 with every regex-searching keyword on RE2.
+LinearDraft202012Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    {"pattern": _re2_pattern, "patternProperties": _re2_pattern_properties,
+     "additionalProperties": _re2_additional_properties,
+     "unevaluatedProperties": _re2_unevaluated_properties},
+)
+
+# Keys fastjsonschema uses in REGEX_PATTERNS for its own (library) format regexes.
+_FAST_FORMAT_KEYS = frozenset(
+    f"{name}_re_pattern" for name in fastjsonschema.draft07.CodeGeneratorDraft07.FORMAT_REGEXS)
+
+
+def _fast_validator(schema: Any) -> Callable[[Any], Any] | None:
+    """A fastjsonschema validator whose tenant regexes are RE2 programs, or None.
+
+    fastjsonschema's generated code searches ``REGEX_PATTERNS[pattern]`` (one entry per
+    ``pattern`` value and ``patternProperties`` name); those entries are replaced by RE2. If the
+    table holds an entry that is neither a tenant pattern nor a library format regex, or the
+    library changes shape, the schema uses ``jsonschema`` (RE2 keywords) instead: never ``re``.
+    """
+    patterns = {pattern for _, pattern in schema_patterns(schema)}
+    try:
+        fast = fastjsonschema.compile(schema, formats=FORMAT_CHECKS)
+    except Exception:  # definition the code generator cannot handle (e.g. nesting): slow path
+        return None
+    function = getattr(fast, "func", fast)  # compile() wraps in a partial when given formats
+    table = getattr(function, "__globals__", {}).get("REGEX_PATTERNS")
+    if not isinstance(table, dict):
+        return None
+    for key in list(table):
+        if key in patterns and key not in _FAST_FORMAT_KEYS:
+            try:
+                table[key] = linear_regex(key)
+            except PatternError:
+                return None
+        elif key not in _FAST_FORMAT_KEYS or key in patterns:
+            return None
+    return fast
+
+
 @dataclass(frozen=True)
 class CompiledJsonSchema:
     full: jsonschema.Draft202012Validator
@@ -127,10 +310,8 @@ class CompiledJsonSchema:
 @lru_cache(maxsize=1024)
 def compiled_json_schema(schema_text: str) -> CompiledJsonSchema:
     schema = load_canonical(schema_text)
-    full = jsonschema.Draft202012Validator(schema, format_checker=_FORMAT_CHECKER)
-    fast = None
-    if fast_path_supported(schema):
-        fast = fastjsonschema.compile(schema, formats=FORMAT_CHECKS)
+    full = LinearDraft202012Validator(schema, format_checker=_FORMAT_CHECKER)
+    fast = _fast_validator(schema) if fast_path_supported(schema) else None
     return CompiledJsonSchema(full=full, fast=fast)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 
 from esb.envelope import JSON, SPECVERSION, Envelope, format_time
-from esb.readside.stages import append_stage, stage_entry
 from esb.sourcing.commands import Delivery
 from esb.sourcing.records import SourcedEvent
+from esb.stage_history import append_stage, stage_entry
 
 SOURCING_PROCESSOR = "proc_event_sourcing"
 SOURCING_STAGE = "SOURCING"

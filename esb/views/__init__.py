@@ -16,17 +16,19 @@ def install(app: Any) -> None:
     for module in (streams, events, deadletters):
         module.blueprint.register(app, url_prefix=API_PREFIX)
     ops.blueprint.register(app, url_prefix="")
+    __import__("esb.views.openapi", fromlist=["_"]).blueprint.register(app, url_prefix=API_PREFIX)
 
 
 def on_webserver_init(app: Any, web: Any) -> None:
     """Routes and middleware that need aiohttp directly (WebSockets, auth, error bodies)."""
     from esb.views import live
-    from esb.views.http import auth_middleware
+    from esb.views.http import auth_middleware, configure
 
     if getattr(web, "_esb_initialised", False):  # Faust calls init_server more than once
         return
     web._esb_initialised = True
-    web.web_app.middlewares.append(auth_middleware(app.runtime.auth))
+    limits = configure(app.runtime.settings)
+    web.web_app.middlewares.append(auth_middleware(app.runtime.auth, limits))
     web.web_app.router.add_get("/ws/events/{stream_name}", live.make_handler(app))
     if getattr(app, "delivery", None) is not None:
         from esb.views import subscriptions_ws

@@ -18,9 +18,8 @@ from faust.web import Blueprint, View
 
 from esb.errors import EsbError
 from esb.schemas import confluent as cf
-from esb.schemas.feature import registry
 from esb.schemas.service import SchemaRegistryService
-from esb.views.http import principal, read_json
+from esb.views.http import ascii_int, principal, read_json, redact_problem
 
 PREFIX = "/schema-registry"
 BODY_LIMIT = 1 << 20
@@ -43,13 +42,15 @@ def confluent_api(handler: Handler) -> Handler:
             return _answer(await handler(self, request, **params))
         except EsbError as exc:
             status, body = cf.error_answer(exc)
+            if exc.hides_message:  # never a driver's text (hosts, SQL) to a client
+                body["message"] = redact_problem(exc, request)
             return _answer(body, status)
 
     return wrapper
 
 
 def _ctx(view: View, request: web.Request) -> tuple[SchemaRegistryService, str]:
-    return registry(view.app), principal(request).tenant
+    return view.app.schema_registry, principal(request).tenant
 
 
 @blueprint.route("/subjects", name="cf-subjects")
@@ -174,9 +175,11 @@ class SchemaIdSubjects(View):
 
 
 def _id(raw: str) -> int:
-    if not raw.isdigit():
+    """A Confluent schema id: ASCII digits only ('²'.isdigit() is True but int() refuses it)."""
+    number = ascii_int(raw)
+    if number is None:
         raise cf.ConfluentError(404, 40403, f"Schema {raw} not found")
-    return int(raw)
+    return number
 
 
 async def _compatibility(view: View, request: web.Request, subject: str,

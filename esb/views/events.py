@@ -17,8 +17,9 @@ from esb.envelope import (
     envelope_from_http_binary,
     envelope_from_seed,
     envelopes_from_structured,
+    is_json,
 )
-from esb.errors import InvalidRequest, PermissionDenied
+from esb.errors import InvalidRequest
 from esb.idempotency import StoredResponse, fingerprint
 from esb.views.http import json_response, parse_json, principal, read_body, validation_problem
 
@@ -36,12 +37,18 @@ def _seed_envelope(item: Any, who: Principal) -> Envelope:
     return envelope_from_seed(body, tenant=who.tenant, user=who.subject)
 
 
-def _check_ce_tenant(envelope: Envelope, who: Principal) -> Envelope:
-    claimed = envelope.attributes.get("tenantid")
-    if claimed is not None and claimed != who.tenant:
-        raise PermissionDenied(f"tenantid {claimed!r} does not match the token's tenant")
+def _attributed(envelope: Envelope, who: Principal) -> Envelope:
+    """The caller as ``userid`` unless the event names one; the tenant is checked by the
+    publish decision (a ``tenantid`` naming another tenant is a 403 there)."""
     envelope.attributes.setdefault("userid", who.subject)
     return envelope
+
+
+def _binary(request: web.Request, raw: bytes, who: Principal) -> Envelope:
+    envelope = envelope_from_http_binary(request.headers, raw)
+    if is_json(envelope.content_type) and raw:
+        parse_json(raw)  # JSON data must be JSON the bus accepts (no NaN, bounded depth)
+    return _attributed(envelope, who)
 
 
 def parse_events(request: web.Request, raw: bytes, who: Principal, *, batch: bool
@@ -50,12 +57,12 @@ def parse_events(request: web.Request, raw: bytes, who: Principal, *, batch: boo
     if "ce-specversion" in request.headers:
         if batch:
             raise InvalidRequest("binary-mode CloudEvents carry one event; use the single endpoint")
-        return [_check_ce_tenant(envelope_from_http_binary(request.headers, raw), who)]
+        return [_binary(request, raw, who)]
     data = parse_json(raw)
     if content_type in (CE_JSON, CE_BATCH):
         if content_type == CE_JSON and isinstance(data, list):
             raise InvalidRequest(f"{CE_JSON} carries one event; use {CE_BATCH} for a list")
-        return [_check_ce_tenant(e, who) for e in envelopes_from_structured(data)]
+        return [_attributed(e, who) for e in envelopes_from_structured(data)]
     if not batch:
         return [_seed_envelope(data, who)]
     items = data.get("events") if isinstance(data, dict) else data
@@ -68,7 +75,7 @@ async def _publish(view: View, request: web.Request, *, batch: bool) -> web.Resp
     runtime = view.app.runtime
     settings = runtime.settings
     who = principal(request)
-    limit = settings.max_event_bytes * (settings.max_batch_events if batch else 1) + 65536
+    limit = settings.max_batch_bytes if batch else settings.max_event_bytes + 65536
     raw = await read_body(request, limit)
     idem_key = request.headers.get("Idempotency-Key")
     fp = fingerprint(raw)

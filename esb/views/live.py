@@ -12,15 +12,15 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
-from fnmatch import fnmatchcase
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from aiokafka import AIOKafkaConsumer
 
 from esb.envelope import Envelope, attributes_from_kafka_headers
-from esb.errors import NotFound
+from esb.errors import InvalidRequest, NotFound, RateLimited, redact
+from esb.globs import PatternError, compile_globs
 from esb.kafka import topic_partitions
 from esb.views.http import principal
 
@@ -31,18 +31,70 @@ Render = Callable[[Any], dict[str, Any] | None]
 _CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
+class TenantSlots:
+    """Open WebSocket connections per tenant, bounded: each one holds a Kafka consumer (sockets,
+    fetch buffers), so one tenant must not exhaust a replica. Counted per replica, in-process."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def hold(self, tenant: str) -> Iterator[None]:
+        """Take a slot for the connection's lifetime, or RateLimited (429) when none is free."""
+        count = self.open.get(tenant, 0)
+        if count >= self.limit:
+            raise RateLimited(f"tenant has {count} open WebSocket connections; the limit is "
+                              f"{self.limit} per replica", limit=self.limit, retry_after=5)
+        self.open[tenant] = count + 1
+        try:
+            yield
+        finally:
+            left = self.open[tenant] - 1
+            if left:
+                self.open[tenant] = left
+            else:
+                del self.open[tenant]
+
+
+def tenant_slots(app: Any) -> TenantSlots:
+    """The app's one TenantSlots (shared by every WebSocket endpoint), sized by settings."""
+    slots: TenantSlots | None = getattr(app, "_esb_ws_slots", None)
+    if slots is None:
+        slots = TenantSlots(app.runtime.settings.max_ws_per_tenant)
+        app._esb_ws_slots = slots
+    return slots
+
+
 async def tail_to_websocket(request: web.Request, bootstrap: list[str], topics: Iterable[str],
-                            hello: dict[str, Any], render: Render) -> web.WebSocketResponse:
+                            hello: dict[str, Any], render: Render,
+                            slots: TenantSlots | None = None) -> web.WebSocketResponse:
     """Serve a WebSocket streaming the records ``topics`` receive from now on.
 
     A group-less consumer reads from the end, so a viewer never moves committed offsets; each
-    record becomes ``render(record)`` (None skips it). Shared by every live endpoint.
+    record becomes ``render(record)`` (None skips it). Shared by every live endpoint. With
+    ``slots``, the caller's tenant must have a free slot before the upgrade (else 429).
     """
+    if slots is None:
+        return await _tail(request, bootstrap, topics, hello, render)
+    with slots.hold(principal(request).tenant):
+        return await _tail(request, bootstrap, topics, hello, render)
+
+
+async def _tail(request: web.Request, bootstrap: list[str], topics: Iterable[str],
+                hello: dict[str, Any], render: Render) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
+                                enable_auto_commit=False, fetch_max_wait_ms=200)
+    try:
+        await consumer.start()
+    except Exception as exc:  # the upgrade is done: no HTTP status any more, close with 1011
+        log.warning("live tail could not reach Kafka: %s", redact(f"{type(exc).__name__}: {exc}"))
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"broker unavailable")
+        return ws
     try:
         tps = await topic_partitions(consumer, topics)
         consumer.assign(tps)
@@ -58,7 +110,14 @@ async def tail_to_websocket(request: web.Request, bootstrap: list[str], topics: 
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for rec in records:
-                    message = render(rec) if rec.timestamp >= since_ms else None
+                    if rec.timestamp < since_ms:
+                        continue
+                    try:
+                        message = render(rec)
+                    except Exception as exc:  # a record no viewer can be shown: skip it
+                        log.info("live tail skipped %s[%d]@%d: %s", rec.topic, rec.partition,
+                                 rec.offset, type(exc).__name__)
+                        continue
                     if message is not None:
                         await ws.send_json(message)
             if reader.done():
@@ -70,6 +129,10 @@ async def tail_to_websocket(request: web.Request, bootstrap: list[str], topics: 
             await reader
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except Exception as exc:  # after the upgrade a failure can only close the socket
+        log.warning("live tail failed: %s", redact(f"{type(exc).__name__}: {exc}")[:500])
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"tail failed")
     finally:
         await consumer.stop()
         await ws.close()
@@ -83,10 +146,14 @@ def make_handler(app: Any) -> Any:
         if stream is None:
             raise NotFound(f"stream {request.match_info['stream_name']!r} not found")
         pattern = request.query.get("event_type") or request.query.get("pattern") or "*"
+        try:
+            matches = compile_globs((pattern,))
+        except PatternError as exc:
+            raise InvalidRequest(str(exc), field="event_type") from None
 
         def render(rec: Any) -> dict[str, Any] | None:
             attrs, ctype = attributes_from_kafka_headers(rec.headers)
-            if not fnmatchcase(attrs.get("type", ""), pattern):
+            if not matches(attrs.get("type", "")):
                 return None
             event = Envelope(attrs, rec.value or b"", ctype).to_structured()
             return {"type": "event", "partition": rec.partition, "offset": rec.offset,
@@ -94,6 +161,7 @@ def make_handler(app: Any) -> Any:
 
         return await tail_to_websocket(
             request, app.runtime.settings.bootstrap_servers, stream["topics"].values(),
-            {"type": "subscribed", "stream": stream["stream_name"], "event_type": pattern}, render)
+            {"type": "subscribed", "stream": stream["stream_name"], "event_type": pattern}, render,
+            tenant_slots(app))
 
     return live_events

@@ -8,8 +8,7 @@ from aiohttp import web
 from faust.web import Blueprint, View
 from pydantic import ValidationError
 
-from esb.errors import InvalidRequest
-from esb.schemas.feature import registry
+from esb.errors import InvalidRequest, NotFound
 from esb.schemas.models import (
     EnhancedSchemaRegistrationRequest,
     SchemaRegistrationRequest,
@@ -19,7 +18,7 @@ from esb.schemas.models import (
 )
 from esb.schemas.parsing import load_canonical
 from esb.schemas.validation import validate_event
-from esb.views.http import json_response, principal, read_json, validation_problem
+from esb.views.http import ascii_int, json_response, principal, read_json, validation_problem
 
 blueprint = Blueprint("schemas")
 BODY_LIMIT = 1 << 20
@@ -34,10 +33,15 @@ def schema_view(version: SchemaVersion) -> dict[str, Any]:
 
 
 def _get(view: View, tenant: str, ref: str) -> SchemaVersion:
-    """``sch_N`` names one subject-version; a bare number is the Confluent id."""
-    state = registry(view.app).state
-    return state.get_by_id(tenant, int(ref)) if ref.isdigit() else state.get_by_schema_id(
-        tenant, ref)
+    """``sch_N`` names one subject-version; a bare number (ASCII digits) is the Confluent id.
+    Other digits ('²', '٣') and out-of-range numbers name nothing: 404, not int()'s 500."""
+    state = view.app.schema_registry.state
+    number = ascii_int(ref)
+    if number is not None:
+        return state.get_by_id(tenant, number)
+    if ref.isdigit():
+        raise NotFound(f"schema {ref!r} not found", id=ref)
+    return state.get_by_schema_id(tenant, ref)
 
 
 async def _register(view: View, request: web.Request,
@@ -50,7 +54,7 @@ async def _register(view: View, request: web.Request,
         req = model.model_validate(body)
     except ValidationError as exc:
         raise validation_problem(exc) from None
-    version, created = await registry(view.app).register_request(req, tenant=who.tenant,
+    version, created = await view.app.schema_registry.register_request(req, tenant=who.tenant,
                                                                  user=who.subject)
     answer = SchemaRegistrationResponse(schema_id=version.schema_id, message=message,
                                         subject=version.subject, version=version.version,
@@ -63,7 +67,7 @@ class SchemasView(View):
     async def get(self, request: web.Request) -> web.Response:
         who = principal(request)
         q = request.query
-        found = registry(self.app).state.list_schemas(
+        found = self.app.schema_registry.state.list_schemas(
             who.tenant, event_type=q.get("event_type"),
             include_deleted=q.get("include_deleted", "false").lower() == "true",
             active_only=q.get("active_only", "false").lower() == "true")
@@ -85,7 +89,7 @@ class EnhancedSchemasView(View):
 class EvolutionView(View):
     async def get(self, request: web.Request, event_type: str) -> web.Response:
         who = principal(request)
-        history = registry(self.app).state.evolution_history(who.tenant, event_type)
+        history = self.app.schema_registry.state.evolution_history(who.tenant, event_type)
         return json_response(history.model_dump(mode="json"))
 
 

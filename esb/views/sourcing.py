@@ -9,6 +9,7 @@ answered from the owner's tables, which hold every event up to the aggregate's v
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -36,9 +37,10 @@ from esb.sourcing.records import SourcedEvent
 from esb.sourcing.store import aggregate_key
 from esb.streams import StreamCreate
 from esb.topics import Priority
-from esb.views.http import json_response, parse_json, principal, read_body
+from esb.views.http import ascii_int, json_response, parse_json, principal, read_body
 
 blueprint = Blueprint("event_sourcing")
+log = logging.getLogger(__name__)
 
 FORWARDED_HEADER = "X-Esb-Owner-Forwarded"
 OWNER_HEADER = "X-Esb-Owner"  # on every answer: the replica that owns the aggregate
@@ -100,7 +102,9 @@ async def via_owner(view: View, request: web.Request, who: Principal, aggregate_
                                             OWNER_HEADER.lower())}
             return web.Response(body=body, status=resp.status, headers=out_headers)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise _unavailable(f"owner {owner} unreachable: {type(exc).__name__}") from None
+        # the owner's address is infrastructure: logged here, not told to the client
+        log.warning("aggregate owner %s unreachable: %s", owner, type(exc).__name__)
+        raise _unavailable(f"owner unreachable: {type(exc).__name__}") from None
 
 
 def owned(view: View, response: web.Response) -> web.Response:
@@ -133,10 +137,9 @@ async def _delivery(app: Any, req: SourcingAppendRequest, who: Principal,
         correlation_id=req.correlation_id, causation_id=req.causation_id,
         metadata=req.metadata)
     envelope = envelope_for(provisional, Delivery("", name, None, req.priority.value, source))
-    stream = runtime.publisher.check(envelope, who.tenant)
-    codec = None if stream["compression_type"] == "NONE" else stream["compression_type"].lower()
-    return Delivery(runtime.streams.directory.lane_topic(stream, req.priority),
-                    stream["stream_name"], codec, req.priority.value, source)
+    decided = runtime.publisher.check(envelope, who.tenant)
+    return Delivery(decided.topic, decided.stream["stream_name"], decided.codec,
+                    decided.priority.value, source)
 
 
 async def ask_owner(app: Any, command: OwnerCommand) -> Any:
@@ -219,10 +222,11 @@ def _int_param(request: web.Request, name: str, default: int | None, minimum: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer", parameter=name) from None
+    value = ascii_int(raw.removeprefix("-"), maximum=2**63 - 1)
+    if value is None:
+        raise InvalidRequest(f"{name} must be an integer", parameter=name)
+    if raw.startswith("-"):
+        value = -value
     if value < minimum:
         raise InvalidRequest(f"{name} must be >= {minimum}", parameter=name)
     return value

@@ -92,7 +92,8 @@ class SubscriptionStatusView(View):
                                                record.get("start_offsets"))
         circuit = "closed"
         if record.get("webhook_url") and feature.worker.deliverer is not None:
-            circuit = (await feature.worker.deliverer.circuit_state(record["webhook_url"])).value
+            circuit = (await feature.worker.deliverer.circuit_state(
+                record["webhook_url"], record["tenant_id"])).value
         status = SubscriptionStatusResponse(
             subscription_id=subscription_id,
             subscription_name=record["subscription_name"],
@@ -110,6 +111,7 @@ class SubscriptionStatusView(View):
             events_failed=int(stats.get("events_failed") or 0),
             events_dead_lettered=int(stats.get("events_dead_lettered") or 0),
             events_filtered=int(stats.get("events_filtered") or 0),
+            events_retrying=max(0, int(stats.get("events_retrying") or 0)),
             lag=sum(partition_lags(rows).values()),
             circuit_state=circuit,
         )

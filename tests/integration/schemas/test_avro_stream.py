@@ -36,7 +36,7 @@ async def test_json_published_to_an_avro_stream_is_stored_as_wire_format_avro(ap
         "event_type": "order.placed", "source_capability": "shop",
         "payload": {"order_id": "o1", "total": 9.5}})
     assert status == 201, answer
-    await produce(bootstrap, group.settings.topic_prefix + ".ingress", [
+    await produce(bootstrap, f"{group.settings.topic_prefix}.{tenant}.ingress", [
         (None, json.dumps({"order_id": "o2", "total": 1.0}).encode(),
          ce_headers(tenant, "order.placed", source="shop"))])
 

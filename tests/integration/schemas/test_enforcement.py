@@ -90,7 +90,7 @@ async def test_ingress_dead_letters_schema_violations_with_paths(bus, api_for, b
     stream = await _setup(api, ["user.*"])
     await _register_profile(api)
     good, bad = unique("e"), unique("e")
-    await produce(bootstrap, f"{group.prefix}.ingress", [
+    await produce(bootstrap, f"{group.prefix}.{tenant}.ingress", [
         (b"k1", json.dumps({"user_id": "u", "profile_data": {"email": "u@company.com"}}).encode(),
          ce_headers(tenant, "user.profile_updated", event_id=good, source="shop")),
         (b"k2", json.dumps({"user_id": "u", "profile_data": {"email": 5}}).encode(),
@@ -120,7 +120,7 @@ def _avro_roundtrip(group, port, bootstrap: str, tenant: str, stream: str) -> li
     })
     serializer = AvroSerializer(registry, json.dumps(ORDER), conf={
         "subject.name.strategy": lambda _ctx, _record_name: "order.placed-value"})
-    ingress = f"{group.prefix}.ingress"
+    ingress = f"{group.prefix}.{tenant}.ingress"
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": False,
                          "linger.ms": 5})
     orders = [{"order_id": f"o{i}", "total": 10.0 + i} for i in range(3)]
@@ -156,7 +156,7 @@ async def test_confluent_avro_producer_and_consumer_through_the_ingress(bus, api
     assert status == 200 and schemas["total"] == 1
     schema_num = schemas["schemas"][0]["id"]
     truncated, unknown = unique("e"), unique("e")
-    await produce(bootstrap, f"{group.prefix}.ingress", [
+    await produce(bootstrap, f"{group.prefix}.{tenant}.ingress", [
         (b"k", encode(schema_num, b"\x04o1"), ce_headers(tenant, "order.placed", source="shop",
                                                           event_id=truncated)),
         (b"k", encode(999_999, b"\x04o1"), ce_headers(tenant, "order.placed", source="shop",

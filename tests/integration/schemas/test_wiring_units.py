@@ -119,3 +119,15 @@ def test_rules_see_only_the_fields_they_name() -> None:
     assert referenced_names("total >= 0.0 && currency == 'total EUR'") == {"total", "currency"}
     assert {"profile_data", "email"} <= referenced_names(
         "profile_data.email.endsWith(\"@x.com\")")
+
+
+@pytest.mark.parametrize("ref", ["²", "٣", "/schemas/ids/²", "sch_²"])
+def test_a_unicode_digit_schema_id_is_no_schema_not_a_crash(ref: str) -> None:
+    """``'²'.isdigit()`` is True and ``int('²')`` raises: ``ce_schemaid: "²"`` crashed the
+    ingress router (issue 10). Such a reference names no schema."""
+    svc = service()
+    enforce = SchemaEnforcer(svc.state)
+    asyncio.run(svc.register(reg("t", "a-value", OBJ)))
+    enforce("t", {"ce_type": "b", "ce_schemaid": ref}, b"{}", "application/json")
+    with pytest.raises(ValidationFailed):  # by type, the schema still applies
+        enforce("t", {"ce_type": "a", "ce_schemaid": ref}, b'{"n": "x"}', "application/json")

@@ -54,7 +54,7 @@ async def test_kill_9_under_load_loses_no_acknowledged_event(worker_group, http,
 
     ingress_ids = [ids.event_id() for _ in range(3000)]
     tasks = [asyncio.ensure_future(publisher(api)) for api in (api_a, api_a, api_b, api_b)]
-    await produce(bootstrap, worker_group.settings.topic_prefix + ".ingress",
+    await produce(bootstrap, f"{worker_group.settings.topic_prefix}.{tenant}.ingress",
                   [(None, json.dumps({"n": n}).encode(),
                     ce_headers(tenant, "order.placed", event_id=eid, source="shop"))
                    for n, eid in enumerate(ingress_ids)])
@@ -80,19 +80,20 @@ async def test_critical_ingress_is_not_delayed_by_a_normal_backlog(worker_group,
     status, body = await api.post("/api/v1/streams", {"stream_name": "alerts",
                                                       "source_capability": "mon"})
     assert status == 201
-    await wait_router_assigned(http, worker_group.url(port), minimum=4 * 3)
+    await wait_router_assigned(http, worker_group.url(port), minimum=4 * 3,
+                               operator_token=worker_group.token(tenant, roles=["operator"]))
     prefix = worker_group.settings.topic_prefix
     backlog = 60_000
     payload = json.dumps({"pad": "x" * 150}).encode()
-    await produce(bootstrap, f"{prefix}.ingress",
+    await produce(bootstrap, f"{prefix}.{tenant}.ingress",
                   [(None, payload, ce_headers(tenant, "metric.sample", source="mon"))
                    for _ in range(backlog)])
     critical_id = ids.event_id()
-    await produce(bootstrap, f"{prefix}.ingress.critical",
+    await produce(bootstrap, f"{prefix}.{tenant}.ingress.critical",
                   [(None, b"{}", ce_headers(tenant, "system.down", event_id=critical_id,
                                             source="mon", priority="CRITICAL"))])
     (record,) = await consume_all(bootstrap, [body["stream"]["topics"]["CRITICAL"]], expect=1)
     normal_done = await committed_total(bootstrap, f"{prefix}-router-normal",
-                                        f"{prefix}.ingress", 3)
+                                        f"{prefix}.{tenant}.ingress", 3)
     assert header(record, "ce_id") == critical_id
     assert normal_done < backlog, "the critical event waited for the whole normal backlog"

@@ -20,7 +20,7 @@ EXPECTED = {
     "SubscriptionStatusResponse", "TypeMatcher", "UnsafeWebhookUrl", "WebhookHostUnresolvable",
     "WebhookSecret", "batch_webhook_id", "build_delivery_request", "check_url_syntax",
     "classify_exception", "classify_status", "decide_next_step", "encode_batch",
-    "encode_binary", "endpoint_key", "parse_model", "parse_retry_after", "webhook_headers",
+    "encode_binary", "endpoint_key", "limit_scope", "parse_model", "parse_retry_after", "webhook_headers",
 }
 
 

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 from agents.projection import lane_pattern
 from esb.readside.ingest import ingest_record
-from esb.readside.stages import HISTORY_HEADER, append_stage, records_from_headers, stage_entry
+from esb.readside.stages import records_from_headers
 from esb.sourcing.commands import Delivery
 from esb.sourcing.outbound import envelope_for, kafka_headers
 from esb.sourcing.records import SourcedEvent
+from esb.stage_history import HISTORY_HEADER, append_stage, stage_entry
 from esb.topics import TopicNames
 
 TOPICS = TopicNames("esb")

@@ -12,7 +12,8 @@ from esb.catalog import CatalogState
 from esb.deadletter import Failure, dead_letter_headers, split_headers
 from esb.envelope import EventIn, envelope_from_seed, envelopes_from_structured
 from esb.errors import InvalidRequest, ValidationFailed
-from esb.routing import IngressRouter, PayloadChecks, Rejected
+from esb.publish_decision import PayloadChecks, Rejected
+from esb.routing import IngressRouter
 from esb.streams import StreamDirectory
 from esb.topics import Priority, TopicNames
 
@@ -78,11 +79,12 @@ def test_event_ids_sort_by_creation() -> None:
 def test_router_picks_stream_lane_key_and_codec() -> None:
     router = IngressRouter(directory_with({"tenant": "acme", "name": "users", "source": "users",
                                            "codec": "ZSTD"}), max_event_bytes=100)
-    route = router.route(headers(priority="CRITICAL", aggregateid="u9"), b"ignored", b"{}")
+    route = router.route(headers(priority="CRITICAL", aggregateid="u9"), b"ignored", b"{}",
+                         tenant="acme")
     assert route.topic == "esb.acme.users.critical"
     assert route.key == b"u9" and route.codec == "zstd"
     assert ("ce_stream", b"users") in route.headers
-    keyed = router.route(headers(), b"producer-key", b"{}")
+    keyed = router.route(headers(), b"producer-key", b"{}", tenant="acme")
     assert keyed.key == b"producer-key" and keyed.topic == "esb.acme.users.normal"
 
 
@@ -90,28 +92,53 @@ def test_router_prefers_event_type_patterns_then_source() -> None:
     router = IngressRouter(directory_with(
         {"tenant": "acme", "name": "audit", "types": ["user.*"]},
         {"tenant": "acme", "name": "users", "source": "users"}), max_event_bytes=100)
-    assert router.route(headers(), None, b"{}").stream == "audit"
-    assert router.route(headers(type="order.x"), None, b"{}").stream == "users"
-    assert router.route(headers(stream="users"), None, b"{}").stream == "users"
+    assert router.route(headers(), None, b"{}", tenant="acme").stream == "audit"
+    assert router.route(headers(type="order.x"), None, b"{}", tenant="acme").stream == "users"
+    assert router.route(headers(stream="users"), None, b"{}", tenant="acme").stream == "users"
 
 
 @pytest.mark.parametrize(("hdrs", "value", "reason"), [
-    ([("ce_id", b"\xff")], b"", "undecodable"),
+    ([("ce_id", b"\xff")], b"", "invalid_attribute"),
     (headers(type=None), b"{}", "missing_attribute"),
-    (headers(tenantid=None), b"{}", "missing_attribute"),
     (headers(priority="URGENT"), b"{}", "invalid_attribute"),
     (headers(specversion="0.3"), b"{}", "invalid_attribute"),
-    (headers(tenantid="other"), b"{}", "no_route"),
+    (headers(tenantid="other"), b"{}", "tenant_mismatch"),
     (headers(stream="nope"), b"{}", "no_route"),
     (headers(), b"x" * 101, "too_large"),
     ([("content-type", b"application/cloudevents+json")], b"{bad", "undecodable"),
+    # hostile shapes that once crashed the router (issue 10)
+    ([("content-type", b"application/cloudevents+json")],
+     json.dumps({"specversion": "1.0", "id": "1", "source": "users", "type": "user.created",
+                 "datacontenttype": 5, "data": {}}).encode(), "undecodable"),
+    ([("content-type", b"application/cloudevents+json")],
+     json.dumps({"specversion": "1.0", "id": "1", "source": "users", "type": "user.created",
+                 "data_base64": 5}).encode(), "undecodable"),
+    ([("content-type", b"application/cloudevents+json")],
+     b'{"specversion": "1.0", "id": "1", "source": "users", "type": "t", "data": '
+     + b"[" * 100_000 + b"]" * 100_000 + b"}", "undecodable"),
+    ([("content-type", b"application/cloudevents+json")],
+     b'{"specversion": "1.0", "id": "1", "source": "users", "type": "t", "data": NaN}',
+     "undecodable"),
+    ([*headers(), ("ce_aggregateid", None)], b"{}", "invalid_attribute"),
+    ([*headers(), ("content-type", None)], b"{}", "invalid_attribute"),
+    (headers(id="a\x00b"), b"{}", "invalid_attribute"),
 ])
 def test_router_rejects_with_a_reason(hdrs, value, reason) -> None:
     router = IngressRouter(directory_with({"tenant": "acme", "name": "users", "source": "users"}),
-                           max_event_bytes=100)
+                           max_event_bytes=1 << 20 if len(value) > 1000 else 100)
     with pytest.raises(Rejected) as info:
-        router.route(hdrs, None, value)
-    assert info.value.reason == reason
+        router.route(hdrs, None, value, tenant="acme")
+    assert info.value.dead_letter_reason == reason
+
+
+def test_router_takes_the_tenant_from_the_topic_not_the_header() -> None:
+    router = IngressRouter(directory_with({"tenant": "acme", "name": "users", "source": "users"}),
+                           max_event_bytes=100)
+    route = router.route(headers(tenantid=None), None, b"{}", tenant="acme")
+    assert route.tenant == "acme" and ("ce_tenantid", b"acme") in route.headers
+    with pytest.raises(Rejected) as info:
+        router.route(headers(), None, b"{}", tenant=None)
+    assert info.value.reason == "missing_attribute"
 
 
 def test_router_runs_payload_checks_and_rejects_as_schema_violation() -> None:
@@ -124,9 +151,9 @@ def test_router_runs_payload_checks_and_rejects_as_schema_violation() -> None:
     checks.register(must_have_name)
     router = IngressRouter(directory_with({"tenant": "acme", "name": "users", "source": "users"}),
                            max_event_bytes=100, payload_checks=checks)
-    assert router.route(headers(), None, b'{"name": 1}').stream == "users"
+    assert router.route(headers(), None, b'{"name": 1}', tenant="acme").stream == "users"
     with pytest.raises(Rejected) as info:
-        router.route(headers(), None, b"{}")
+        router.route(headers(), None, b"{}", tenant="acme")
     assert info.value.reason == "schema_violation" and "$.name" in info.value.error
 
 

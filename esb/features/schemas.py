@@ -1,8 +1,5 @@
-"""Feature entry point: ``install(app)`` wires the schema registry into a worker.
-
-One :class:`SchemaRegistryService` per worker, fed by the metadata catalog (kind ``schema``), the
-enforcement check on both publish paths, the seed's REST views and the Confluent-compatible API.
-"""
+"""The schema registry: one service per worker fed by the metadata catalog (kind ``schema``),
+enforcement on both publish paths, the seed's REST views and the Confluent-compatible API."""
 
 from __future__ import annotations
 
@@ -11,10 +8,8 @@ from typing import Any
 from esb.schemas.enforcement import SchemaEnforcer
 from esb.schemas.service import KIND, SchemaRegistryService
 
-_ATTRIBUTE = "schema_registry"
 
-
-def install(app: Any) -> None:
+def install(app: Any) -> SchemaRegistryService:
     from esb.views import API_PREFIX, confluent, schemas
 
     runtime = app.runtime
@@ -24,12 +19,7 @@ def install(app: Any) -> None:
     runtime.catalog.current.register(KIND, service.reducer)
     runtime.payload_checks.register(enforcer)
     runtime.payload_checks.register_encoder("AVRO", service.encode_for_avro_stream)
-    setattr(app, _ATTRIBUTE, service)
+    app.schema_registry = service
     schemas.blueprint.register(app, url_prefix=API_PREFIX)
     confluent.blueprint.register(app, url_prefix=confluent.PREFIX)
-
-
-def registry(app: Any) -> SchemaRegistryService:
-    """The worker's registry (installed by :func:`install`)."""
-    service: SchemaRegistryService = getattr(app, _ATTRIBUTE)
     return service
