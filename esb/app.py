@@ -94,6 +94,9 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> EsbApp:
     settings = settings or get_settings()
     bound_faust_fetch_wait(settings.fetch_max_wait_ms)
+    from esb import recovery
+
+    recovery.install()  # local table state ahead of the broker is rebuilt, not a crash
     app = EsbApp(settings.app_id, **faust_settings(settings))
     app.runtime = Runtime(settings)
 

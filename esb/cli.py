@@ -1,9 +1,11 @@
 """The ``esb`` command: run the bus, mint development tokens, run benchmarks.
 
     esb up [--workers N] [--port 8080]     start broker (embedded unless ESB_BROKER), database
-                                          (embedded unless ESB_DATABASE_URL) and worker replicas
+          [--durable]                     (embedded unless ESB_DATABASE_URL) and worker replicas;
+                                          memory unless --durable (kept under ESB_DATA_DIR)
     esb token --tenant acme [--role operator] [--ttl 86400]
     esb bench pipeline|publish [...]      JSON results on stdout
+    esb streams|publish|tail|groups|dlq|schemas …   operator commands over the API (esb.cli_ops)
 """
 
 from __future__ import annotations
@@ -35,28 +37,99 @@ def _wait_healthy(port: int, procs: list[Any], timeout: float) -> None:
     raise SystemExit(f"worker on port {port} not healthy after {timeout:.0f}s")
 
 
+def _claim_ports(ports: list[int], wait_s: float = 5.0) -> None:
+    """Every requested web port, or exit naming who holds it: the printed URLs must stay the
+    same across restarts, so ``esb up`` never moves to another port. A port still held by a
+    previous run that is shutting down gets a few seconds."""
+    from esb.embedded import port_holder, port_is_free
+
+    deadline = time.monotonic() + wait_s
+    for port in ports:
+        while not port_is_free(port):
+            if time.monotonic() >= deadline:
+                holder = port_holder(port) or "another process (TIME_WAIT or hidden)"
+                raise SystemExit(f"esb up: port {port} is in use by {holder}; stop it or pass "
+                                 f"--port (or set ESB_WEB_PORT)")
+            time.sleep(0.25)
+
+
+def _prepare_ephemeral(data_dir: Path) -> Path:
+    """A fresh state directory for ``--ephemeral``: RocksDB tables and the embedded database
+    start empty, so nothing survives that the memory broker did not. The dev secret is kept,
+    so ``esb token`` keeps working against either mode."""
+    import shutil
+
+    from esb.settings import Settings
+
+    secret = Settings(data_dir=data_dir).jwt_signing_key()
+    state = data_dir / "ephemeral"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    fd = os.open(state / "dev-jwt-secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret)
+    return state
+
+
+class _Supervisor:
+    """Worker replicas: a worker that dies is restarted on its port with exponential backoff
+    (logged), while the others keep serving."""
+
+    def __init__(self, spawn: Any, ports: list[int], max_backoff: float = 30.0) -> None:
+        self.spawn = spawn
+        self.procs: dict[int, Any] = {port: spawn(port) for port in ports}
+        self.backoff: dict[int, float] = dict.fromkeys(ports, 1.0)
+        self.restart_at: dict[int, float] = {}
+        self.started_at: dict[int, float] = dict.fromkeys(ports, time.monotonic())
+        self.max_backoff = max_backoff
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for port, proc in self.procs.items():
+            if proc.poll() is None:
+                if now - self.started_at[port] > 60:
+                    self.backoff[port] = 1.0  # stable for a minute: forget earlier crashes
+                continue
+            if port not in self.restart_at:
+                delay = self.backoff[port]
+                print(f"esb up: worker on port {port} exited with code {proc.returncode}; "
+                      f"restarting in {delay:.0f}s", file=sys.stderr, flush=True)
+                self.restart_at[port] = now + delay
+                self.backoff[port] = min(delay * 2, self.max_backoff)
+            elif now >= self.restart_at[port]:
+                del self.restart_at[port]
+                self.procs[port] = self.spawn(port)
+                self.started_at[port] = now
+                print(f"esb up: worker on port {port} restarted (pid {self.procs[port].pid})",
+                      file=sys.stderr, flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    from esb.db import start_embedded_postgres
-    from esb.embedded import EmbeddedBroker, free_port, spawn_worker, stop_process
+    """Start broker, database and workers; in memory unless ``--durable`` (ADR 0014). One
+    ``esb up`` per data directory (a lock): two brokers on the same files would corrupt them."""
+    from esb.backup import data_dir_lock
     from esb.settings import get_settings
 
-    data_dir = Path(os.environ.get("ESB_DATA_DIR") or get_settings().data_dir)
-    logs = data_dir / "logs"
-    env: dict[str, str] = {"ESB_DATA_DIR": str(data_dir)}
-    broker = None
-    if not os.environ.get("ESB_BROKER"):
-        broker = EmbeddedBroker(log_path=logs / "broker.log").start()
-        env["ESB_BROKER"] = broker.url
-    if not os.environ.get("ESB_DATABASE_URL"):
-        env["ESB_DATABASE_URL"] = start_embedded_postgres(data_dir / "postgres")
-    os.environ.update(env)
-    get_settings.cache_clear()
-    settings = get_settings()
-    settings.jwt_signing_key()  # create the dev secret once, before workers race for it
+    data_dir = Path(os.environ.get("ESB_DATA_DIR") or get_settings().data_dir).expanduser()
+    data_dir = data_dir.resolve()
+    ports = [args.port + i for i in range(args.workers)]
+    _claim_ports(ports)
+    with data_dir_lock(data_dir, "esb up"):
+        return _run_up(args, data_dir, ports)
 
-    ports = [free_port(args.port + i) for i in range(args.workers)]
-    workers = [spawn_worker(env, port, None if args.verbose else logs / f"worker-{port}.log")
-               for port in ports]
+
+def _run_up(args: argparse.Namespace, data_dir: Path, ports: list[int]) -> int:
+    from esb.db import start_embedded_postgres
+    from esb.embedded import EmbeddedBroker, spawn_worker, start_watchdog, stop_process
+    from esb.settings import get_settings
+
+    logs = data_dir / "logs"
+    ephemeral = not args.durable
+    state_dir = _prepare_ephemeral(data_dir) if ephemeral else data_dir
+    env: dict[str, str] = {"ESB_DATA_DIR": str(state_dir)}
+    broker = None
+    storage = "external broker (ESB_BROKER)"
+    supervisor: _Supervisor | None = None
     stopping = False
 
     def shutdown(signum: int, _frame: Any) -> None:
@@ -67,15 +140,42 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, shutdown)
     code = 0
     try:
+        if not os.environ.get("ESB_BROKER"):
+            broker = EmbeddedBroker(log_path=logs / "broker.log",
+                                    storage="memory" if ephemeral else "s3",
+                                    data_dir=data_dir / "broker", parent_bound=True).start()
+            env["ESB_BROKER"] = broker.url
+            storage = broker.storage_description
+        env["ESB_BROKER_STORAGE"] = storage
+        if not os.environ.get("ESB_DATABASE_URL"):
+            pgdata = state_dir / "postgres"
+            env["ESB_DATABASE_URL"] = start_embedded_postgres(pgdata)
+            start_watchdog(os.getpid(), pgdata=pgdata, log_path=logs / "watchdog.log")
+        if broker is not None and not broker.durable:
+            print("esb up: WARNING: embedded broker in MEMORY mode: every stream, event and "
+                  "offset is lost when it stops (esb up --durable keeps them)", file=sys.stderr,
+                  flush=True)
+        os.environ.update(env)
+        get_settings.cache_clear()
+        settings = get_settings()
+        settings.jwt_signing_key()  # create the dev secret once, before workers race for it
+
+        def spawn(port: int) -> Any:
+            return spawn_worker(env, port, None if args.verbose else logs / f"worker-{port}.log",
+                                parent_bound=True)
+
+        supervisor = _Supervisor(spawn, ports)
         for port in ports:
-            _wait_healthy(port, workers, args.startup_timeout)
+            _wait_healthy(port, list(supervisor.procs.values()), args.startup_timeout)
         from esb.auth import mint_token
 
         token = mint_token(settings, tenant=args.tenant, subject="dev-admin", roles=["operator"])
         print(json.dumps({
             "status": "running",
-            "broker": settings.broker + (" (embedded Tansu, memory storage)" if broker else ""),
+            "broker": settings.broker + (" (embedded Tansu)" if broker else ""),
+            "storage": storage,
             "database": "embedded PostgreSQL" if "ESB_DATABASE_URL" in env else "configured",
+            "data_dir": str(state_dir),
             "api": [f"http://127.0.0.1:{p}/api/v1" for p in ports],
             "health": [f"http://127.0.0.1:{p}/health" for p in ports],
             "metrics": [f"http://127.0.0.1:{p}/metrics" for p in ports],
@@ -84,25 +184,63 @@ def cmd_up(args: argparse.Namespace) -> int:
             "logs": str(logs),
             "dev_token_tenant": args.tenant,
             "dev_token": token,
-        }, indent=2), flush=True)
+        }, indent=2, ensure_ascii=False), flush=True)
         print("Press Ctrl-C to stop.", file=sys.stderr, flush=True)
         while not stopping:
-            dead = [w for w in workers if w.poll() is not None]
-            if dead:
-                print(f"worker exited with code {dead[0].returncode}; stopping", file=sys.stderr)
-                code = 1
-                break
+            supervisor.tick()
             time.sleep(0.5)
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         code = 1
     finally:
-        for worker in workers:
+        for worker in (supervisor.procs.values() if supervisor else []):
             stop_process(worker)
         if broker is not None:
             broker.stop()
         print("stopped", file=sys.stderr)
     return code
+
+
+def _backup_target() -> tuple[Path, str | None, str]:
+    """Data directory, configured database URL (None: embedded), schema; refuses ESB_BROKER."""
+    from esb.settings import get_settings
+
+    if os.environ.get("ESB_BROKER"):
+        raise SystemExit("esb backup/restore cover the embedded durable broker; back up an "
+                         "external Kafka (ESB_BROKER) with its own tools")
+    settings = get_settings()
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return settings.data_dir.expanduser().resolve(), url, settings.database_schema
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Every topic, record and group offset (the broker's files) plus a pg_dump (ADR 0014)."""
+    from esb.backup import backup
+    from esb.errors import ConfigurationError
+
+    data_dir, url, schema = _backup_target()
+    try:
+        manifest = backup(data_dir, args.dir.resolve(), database_url=url, schema=schema)
+    except ConfigurationError as exc:
+        print(f"esb backup: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"backup": str(args.dir.resolve()), **manifest}, indent=2))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Into a fresh data directory and a database without the schema; then ``esb up``."""
+    from esb.backup import restore
+    from esb.errors import ConfigurationError
+
+    data_dir, url, schema = _backup_target()
+    try:
+        manifest = restore(args.dir.resolve(), data_dir, database_url=url, schema=schema)
+    except ConfigurationError as exc:
+        print(f"esb restore: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"restored_into": str(data_dir), **manifest}, indent=2))
+    return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -141,7 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--tenant", default="default", help="tenant of the printed dev token")
     up.add_argument("--startup-timeout", type=float, default=120.0)
     up.add_argument("--verbose", action="store_true", help="worker logs to this terminal")
+    mode = up.add_mutually_exclusive_group()
+    mode.add_argument("--durable", action="store_true",
+                      help="keep everything under ESB_DATA_DIR (Tansu on a local object store; "
+                           "experimental: slow consumers, see README Known limits)")
+    mode.add_argument("--ephemeral", action="store_true",
+                      help="the default: memory broker and fresh local state, nothing survives "
+                           "a restart")
     up.set_defaults(func=cmd_up)
+
+    backup = sub.add_parser("backup", help="copy the durable embedded stack into DIR (stopped)")
+    backup.add_argument("dir", type=Path)
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", help="restore a backup into a fresh ESB_DATA_DIR")
+    restore.add_argument("dir", type=Path)
+    restore.set_defaults(func=cmd_restore)
 
     token = sub.add_parser("token", help="mint a development JWT (HS256)")
     token.add_argument("--tenant", required=True)
@@ -161,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=int, default=64, help="HTTP clients (publish)")
     bench.add_argument("--batch-size", type=int, default=100, help="events per HTTP batch")
     bench.set_defaults(func=cmd_bench)
+    from esb import cli_ops
+
+    cli_ops.register(sub)  # operator commands (streams, publish, tail, dlq …), on the SDK
     return parser
 
 

@@ -89,6 +89,10 @@ class HealthBoard:
 
     loops: dict[str, LoopStatus] = field(default_factory=dict)
 
+    def running(self, name: str) -> None:
+        """A loop started: counted from now on, healthy until it fails."""
+        self.loops.setdefault(name, LoopStatus())
+
     def failing(self, name: str, error: str) -> LoopStatus:
         status = self.loops.setdefault(name, LoopStatus())
         if status.ok:
@@ -225,6 +229,7 @@ class ConsumerLoop(ConsumerRebalanceListener):
     async def start(self) -> None:
         self.consumer = self._build()
         await self.consumer.start()
+        self.health.running(self.name)
         if self.pattern is not None:
             self.consumer.subscribe(pattern=self.pattern, listener=self)
         elif self.topics:

@@ -220,3 +220,32 @@ def start_embedded_postgres(data_dir: Path) -> str:
                     f"embedded PostgreSQL did not start in {data_dir}: {exc}") from exc
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def stop_embedded_postgres(data_dir: Path, timeout: float = 15.0) -> bool:
+    """Fast-stop the pip-installed PostgreSQL on ``data_dir`` if it runs (SIGINT to the
+    postmaster named in ``postmaster.pid``: pg_ctl refuses to run as root, signals do not).
+    Used by ``esb up``'s watchdog when ``esb up`` died without its own clean-up."""
+    import os
+    import signal
+
+    import psutil
+
+    data_dir = Path(data_dir).expanduser().resolve()
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        # a stale pid file may name an unrelated process by now: only a postmaster on this dir
+        if str(data_dir) not in " ".join(psutil.Process(pid).cmdline()):
+            return False
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError, psutil.Error):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.1)
+    log.warning("embedded PostgreSQL (pid %s) still running %ss after a fast stop", pid, timeout)
+    return False

@@ -155,9 +155,10 @@ class DeadLetterStore:
         if not 1 <= limit <= 1000:
             raise InvalidRequest("limit must be between 1 and 1000")
         where, params = flt.where(tenant)
-        if before:
-            where += " AND dlq_id < %s"
-            params.append(before)
+        if before:  # keyset on the sort key: the cursor row's (last_failure_at, dlq_id)
+            where += (" AND (last_failure_at, dlq_id) < (SELECT last_failure_at, dlq_id FROM "
+                      "dead_letters WHERE tenant_id = %s AND dlq_id = %s)")
+            params.extend([tenant, before])
         sql = (f"SELECT {_SUMMARY_COLUMNS} FROM dead_letters WHERE {where} "
                "ORDER BY last_failure_at DESC, dlq_id DESC LIMIT %s")
         async with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:

@@ -21,6 +21,7 @@ from esb.publish_decision import PayloadChecks
 from esb.publishing import Publisher
 from esb.settings import Settings
 from esb.streams import StreamService
+from esb.tenancy import TenantSlots
 from esb.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class Runtime(Service):
         self._extra_children: list[Service] = []
         #: which Kafka consumer loops are backing off on an infrastructure failure
         self.consumer_board = HealthBoard()
+        #: open WebSockets per tenant (live tails hold a Kafka consumer each)
+        self.ws_slots = TenantSlots(settings.max_ws_per_tenant)
 
     def consumer_health(self) -> dict[str, Any]:
         """For ``/health``: ok unless a consumer loop is retrying an unavailable dependency."""

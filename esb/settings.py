@@ -30,6 +30,8 @@ class Settings(BaseSettings):
 
     # --- broker ---------------------------------------------------------------------------
     broker: str = Field("kafka://127.0.0.1:9092", description="kafka:// URL(s), comma-separated")
+    broker_storage: str | None = Field(
+        None, description="where the broker keeps topics, as `esb up` started it; /health says it")
     default_partitions: int = Field(6, ge=1, le=1024)
     internal_replication_factor: int = Field(1, ge=1, le=16)
     producer_linger_ms: int = Field(5, ge=0, le=1000)

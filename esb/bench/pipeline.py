@@ -159,7 +159,7 @@ async def wait_committed(bootstrap: str, group: str, topic: str, n: int, timeout
 async def latency_phase(benv: BenchEnv, rate: int, seconds: float, payload: bytes
                         ) -> dict[str, Any]:
     """Offer a fixed rate to the ingress; time each event until it is readable on the stream."""
-    ingress = f"{benv.prefix}.ingress"
+    ingress = f"{benv.prefix}.{TENANT}.ingress"  # the tenant's own ingress (ADR 0009)
     lane = f"{benv.prefix}.{TENANT}.{STREAM}.normal"
     consumer = AIOKafkaConsumer(bootstrap_servers=benv.bootstrap, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=20)
@@ -237,7 +237,7 @@ def run_pipeline(args: Any) -> dict[str, Any]:
     payload = make_payload(args.payload_bytes)
     phases: dict[str, Any] = {}
     with bench_env() as benv:
-        ingress = f"{benv.prefix}.ingress"
+        ingress = f"{benv.prefix}.{TENANT}.ingress"  # the tenant's own ingress (ADR 0009)
         group = f"{benv.prefix}-router-normal"
         with worker(benv, ESB_ROUTER_ENABLED="false") as (_api, port):
             token = token_for(benv, TENANT)

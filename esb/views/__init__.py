@@ -11,12 +11,11 @@ API_PREFIX = "/api/v1"
 
 
 def install(app: Any) -> None:
-    from esb.views import deadletters, events, ops, streams
+    from esb.views import deadletters, events, openapi, ops, streams
 
-    for module in (streams, events, deadletters):
+    for module in (streams, events, deadletters, openapi):
         module.blueprint.register(app, url_prefix=API_PREFIX)
     ops.blueprint.register(app, url_prefix="")
-    __import__("esb.views.openapi", fromlist=["_"]).blueprint.register(app, url_prefix=API_PREFIX)
 
 
 def on_webserver_init(app: Any, web: Any) -> None:
@@ -30,7 +29,7 @@ def on_webserver_init(app: Any, web: Any) -> None:
     limits = configure(app.runtime.settings)
     web.web_app.middlewares.append(auth_middleware(app.runtime.auth, limits))
     web.web_app.router.add_get("/ws/events/{stream_name}", live.make_handler(app))
-    if getattr(app, "delivery", None) is not None:
+    if app.delivery is not None:
         from esb.views import subscriptions_ws
 
         web.web_app.router.add_get("/ws/subscriptions/{subscription_id}",

@@ -12,16 +12,17 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiokafka import AIOKafkaConsumer
 
 from esb.envelope import Envelope, attributes_from_kafka_headers
-from esb.errors import InvalidRequest, NotFound, RateLimited, redact
+from esb.errors import InvalidRequest, NotFound, redact
 from esb.globs import PatternError, compile_globs
 from esb.kafka import topic_partitions
+from esb.tenancy import TenantSlots
 from esb.views.http import principal
 
 log = logging.getLogger(__name__)
@@ -29,41 +30,6 @@ log = logging.getLogger(__name__)
 
 Render = Callable[[Any], dict[str, Any] | None]
 _CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
-
-
-class TenantSlots:
-    """Open WebSocket connections per tenant, bounded: each one holds a Kafka consumer (sockets,
-    fetch buffers), so one tenant must not exhaust a replica. Counted per replica, in-process."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open: dict[str, int] = {}
-
-    @contextlib.contextmanager
-    def hold(self, tenant: str) -> Iterator[None]:
-        """Take a slot for the connection's lifetime, or RateLimited (429) when none is free."""
-        count = self.open.get(tenant, 0)
-        if count >= self.limit:
-            raise RateLimited(f"tenant has {count} open WebSocket connections; the limit is "
-                              f"{self.limit} per replica", limit=self.limit, retry_after=5)
-        self.open[tenant] = count + 1
-        try:
-            yield
-        finally:
-            left = self.open[tenant] - 1
-            if left:
-                self.open[tenant] = left
-            else:
-                del self.open[tenant]
-
-
-def tenant_slots(app: Any) -> TenantSlots:
-    """The app's one TenantSlots (shared by every WebSocket endpoint), sized by settings."""
-    slots: TenantSlots | None = getattr(app, "_esb_ws_slots", None)
-    if slots is None:
-        slots = TenantSlots(app.runtime.settings.max_ws_per_tenant)
-        app._esb_ws_slots = slots
-    return slots
 
 
 async def tail_to_websocket(request: web.Request, bootstrap: list[str], topics: Iterable[str],
@@ -162,6 +128,6 @@ def make_handler(app: Any) -> Any:
         return await tail_to_websocket(
             request, app.runtime.settings.bootstrap_servers, stream["topics"].values(),
             {"type": "subscribed", "stream": stream["stream_name"], "event_type": pattern}, render,
-            tenant_slots(app))
+            app.runtime.ws_slots)
 
     return live_events

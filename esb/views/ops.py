@@ -64,7 +64,7 @@ async def health_checks(app: Any) -> dict[str, dict[str, Any]]:
         return {}
 
     checks = {"broker": await _check(broker()), "database": await _check(database())}
-    router = getattr(app, "ingress_router", None)
+    router = app.ingress_router
     checks["partitions"] = {"ok": True, "ingress_assigned": router.assigned_partitions
                             if router else 0,
                             "agents_assigned": len(app.consumer.assignment())}
@@ -82,9 +82,15 @@ class HealthView(View):
         checks = await health_checks(self.app)
         healthy = all(c["ok"] for c in checks.values())
         body: dict[str, Any] = {"status": "ok" if healthy else "degraded"}
+        storage = self.app.runtime.settings.broker_storage
+        if storage:  # "durable (s3 on <dir>)" or "memory — nothing survives a restart"
+            # the data directory is for operators only; anyone may know the mode
+            body["storage"] = storage.split(" on ", 1)[0] + ")" if " on " in storage else storage
         who = _caller(self.app, request)
         if who is not None and who.sees_operations:
             body["checks"] = checks
+            if storage:
+                body["storage"] = storage
         return json_response(body, status=200 if healthy else 503)
 
 

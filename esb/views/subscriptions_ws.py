@@ -19,7 +19,7 @@ from esb.delivery.matching import LazyPayload, SubscriptionMatcher
 from esb.delivery.names import status_topic
 from esb.envelope import Envelope, attributes_from_kafka_headers
 from esb.views.http import principal
-from esb.views.live import tail_to_websocket, tenant_slots
+from esb.views.live import tail_to_websocket
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def make_handler(app: Any) -> Any:
             request, runtime.settings.bootstrap_servers, topics,
             {"type": "subscribed", "subscription_id": sub["subscription_id"],
              "mode": "events" if events_mode else "deliveries"},
-            lambda rec: _render(rec, events_mode, key, matcher), tenant_slots(app))
+            lambda rec: _render(rec, events_mode, key, matcher), app.runtime.ws_slots)
 
     return subscription_updates
 

@@ -30,7 +30,7 @@ from esb.errors import (
 )
 from esb.jsonsafe import depth_exceeds as json_depth_exceeds
 from esb.settings import Settings
-from esb.tenancy import RESERVED_TENANT_IDS, check_tenant_id
+from esb.tenancy import RESERVED_TENANT_IDS, TenantSlots, check_tenant_id
 from esb.views import ops
 from esb.views.http import (
     HttpLimits,
@@ -41,7 +41,6 @@ from esb.views.http import (
     read_body,
     read_json,
 )
-from esb.views.live import TenantSlots
 
 SECRET = "s" * 40
 DSN_TEXT = ('connection failed: connection to server at "db-7.internal.corp" (10.1.2.3), '

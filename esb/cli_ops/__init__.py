@@ -1,0 +1,12 @@
+"""Operator commands of the ``esb`` CLI, built on the SDK (one module per command group)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from esb.cli_ops import dlq, groups, publish, schemas, streams, tail
+
+
+def register(subparsers: Any) -> None:
+    for module in (streams, publish, tail, groups, dlq, schemas):
+        module.register(subparsers)
