@@ -66,6 +66,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: one decoder: ``json.loads(..., parse_float=...)`` builds a new JSONDecoder on every call
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def loads(data: bytes | bytearray | str, *, max_depth: int = DEFAULT_MAX_DEPTH,
           allow_nul: bool = True) -> Any:
     """Parse ``data`` or raise :class:`JsonRefused` (a ``ValueError``): not standard JSON,
@@ -77,10 +81,10 @@ def loads(data: bytes | bytearray | str, *, max_depth: int = DEFAULT_MAX_DEPTH,
         raise JsonRefused(f"JSON nests deeper than {max_depth} levels (or its brackets do not "
                           "balance)", depth_limit=max_depth)
     try:
-        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _DECODER.decode(body.decode())
     except JsonRefused:
         raise
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise JsonRefused(f"not valid JSON: {exc}") from None
     if b"\\u" in body or b"\\U" in body:  # escapes are the only way in for these two
         try:
