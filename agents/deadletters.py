@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 from mode import Service
 
 from esb.consumer_kit import Batches, ConsumerLoop, describe
-from esb.deadletter_store import DeadLetterRow
+from esb.deadletter_store import DeadLetterRow, count_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class DeadLetterIndexer(ConsumerLoop):
                 for tp, records in batches.items() for rec in records]
         assert self.runtime.dead_letters is not None
         await self.runtime.dead_letters.upsert(rows)
+        count_dead_letters(rows)
 
     async def quarantine(self, tp: TopicPartition, record: Any, exc: BaseException) -> None:
         log.error("dead letter %s:%d@%d cannot be indexed (%s); it stays in the topic",

@@ -35,7 +35,7 @@ from mode import Service
 
 from esb.consumer_kit import ConsumerLoop, StopLoop, reconcile_forever
 from esb.deadletter import Failure, send_to_dead_letters
-from esb.delivery.breaker import BreakerConfig, InMemoryCircuitBreaker
+from esb.delivery.breaker import BreakerConfig, CircuitState, InMemoryCircuitBreaker
 from esb.delivery.cloudevents_http import OutboundEvent
 from esb.delivery.config import DeliverySettings
 from esb.delivery.dedup import InMemoryDedupStore
@@ -57,13 +57,29 @@ from esb.delivery.names import (
     tier_label,
 )
 from esb.delivery.ratelimit import InMemoryRateLimiter, RateLimit
-from esb.delivery.retry import AttemptLog, DelayTiers, NextAction, RetryPolicy, decide_next_step
+from esb.delivery.retry import (
+    AttemptLog,
+    DelayTiers,
+    NextAction,
+    Outcome,
+    RetryPolicy,
+    decide_next_step,
+)
 from esb.delivery.secretbox import SecretBox
 from esb.delivery.ssrf import SsrfGuard
 from esb.delivery.stats import DeliveryStats
 from esb.envelope import attributes_from_kafka_headers
 from esb.errors import EsbError
 from esb.kafka import TopicSpec
+from esb.metrics import (
+    CIRCUIT_LEVEL,
+    DELIVERY_ATTEMPTS,
+    DELIVERY_CIRCUIT,
+    DELIVERY_EVENTS,
+    DELIVERY_LATENCY,
+)
+from esb.observability import context as log_context
+from esb.observability.delivery import delivery_span
 from esb.topics import LANES
 
 log = logging.getLogger(__name__)
@@ -128,6 +144,9 @@ class DeliveryWorker(Service):
     # --- lifecycle ----------------------------------------------------------------------
     async def on_start(self) -> None:
         runtime, config = self.runtime, self.config
+        resealed = await self.subscriptions.reseal_secrets()  # after a key rotation (ADR 0018)
+        if resealed:
+            log.info("re-sealed the webhook secrets of %d subscription(s)", resealed)
         prefix = f"{runtime.topics.prefix}:"
         breaker_config = BreakerConfig(config.breaker_failure_threshold, config.breaker_cooldown_s)
         rate = RateLimit(config.rate_per_s, config.rate_burst)
@@ -241,13 +260,22 @@ class DeliveryWorker(Service):
         policy = RetryPolicy.from_config(RetryPolicyConfig(**sub["retry_policy"]))
         if mode is DeliveryMode.AT_MOST_ONCE:
             policy = replace(policy, max_retries=0)
-        attempted = await self.deliverer.attempt(
-            tenant=sub["tenant_id"], subscription_id=sub_id, url=sub["webhook_url"],
-            keys=self.box.keys_for(sub),
-            events=events, batched=int(sub.get("batch_size", 1)) > 1,
-            timeout_s=int(sub.get("webhook_timeout_ms", 5000)) / 1000,
-            exactly_once=mode is DeliveryMode.EXACTLY_ONCE)
+        with log_context.bound(tenant=sub["tenant_id"], subscription_id=sub_id,
+                               event_id=events[0].id, stream=events[0].attributes.get("stream"),
+                               correlation_id=events[0].attributes.get("correlationid")), \
+                delivery_span(sub_id, [item.headers for item in good], attempts) as span:
+            attempted = await self.deliverer.attempt(
+                tenant=sub["tenant_id"], subscription_id=sub_id, url=sub["webhook_url"],
+                keys=self.box.keys_for(sub),
+                events=events, batched=int(sub.get("batch_size", 1)) > 1,
+                timeout_s=int(sub.get("webhook_timeout_ms", 5000)) / 1000,
+                exactly_once=mode is DeliveryMode.EXACTLY_ONCE)
+            if span is not None:
+                span.set_attribute("esb.delivery.outcome", attempted.result.outcome.value)
+                if attempted.status_code is not None:
+                    span.set_attribute("http.response.status_code", attempted.status_code)
         now = time.time()
+        await self.observe(sub, attempted)
         if attempted.gated:
             await self.park(sub, good, attempts, now + attempted.wait_s)
             return
@@ -265,6 +293,8 @@ class DeliveryWorker(Service):
             "status_code": attempted.status_code, "outcome": attempted.result.outcome.value,
             "action": step.action.value, "reason": step.reason,
             "duration_ms": round(attempted.duration_ms, 3), "at": now})
+        DELIVERY_EVENTS.labels(sub["tenant_id"], sub["stream_name"], step.action.value).inc(
+            len(good))
         if step.action is NextAction.DONE:
             self.stats.delivered(sub_id, len(good))
             return
@@ -280,6 +310,19 @@ class DeliveryWorker(Service):
             await self.subscriptions.disable(sub["tenant_id"], sub_id, step.reason)
             if sub.get("dead_letter_enabled", True):
                 await self.dead_letter(sub, good, "subscription_disabled", step.reason, attempts)
+
+    async def observe(self, sub: dict[str, Any], attempted: Any) -> None:
+        """Metrics of one attempt: a request made (outcome, duration), and the circuit state,
+        asked of the breaker only when the attempt did not succeed (success means closed)."""
+        tenant = sub["tenant_id"]
+        if not attempted.gated and not attempted.duplicate:
+            DELIVERY_ATTEMPTS.labels(tenant, sub["stream_name"],
+                                     attempted.result.outcome.value).inc()
+            DELIVERY_LATENCY.labels(tenant).observe(attempted.duration_ms / 1000)
+        state = CircuitState.CLOSED
+        if attempted.gated or attempted.result.outcome is not Outcome.SUCCESS:
+            state = await self.deliverer.circuit_state(sub["webhook_url"], tenant)
+        DELIVERY_CIRCUIT.labels(tenant, sub["subscription_id"]).set(CIRCUIT_LEVEL[state])
 
     async def park(self, sub: dict[str, Any], items: list[Item], attempts: AttemptLog,
                    due_at: float) -> None:

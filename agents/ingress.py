@@ -28,7 +28,15 @@ from mode import Service
 
 from esb.consumer_kit import Batches, ConsumerLoop
 from esb.deadletter import Failure, send_to_dead_letters
-from esb.metrics import DEAD_LETTERED, ROUTE_LATENCY, ROUTED, ROUTER_ASSIGNED, flush_tally
+from esb.metrics import (
+    DEAD_LETTERED,
+    QUOTA_THROTTLED,
+    ROUTE_LATENCY,
+    ROUTED,
+    ROUTER_ASSIGNED,
+    flush_tally,
+)
+from esb.observability import tracing
 from esb.publish_decision import Rejected
 from esb.routing import IngressRouter
 from esb.runtime import Runtime
@@ -84,6 +92,7 @@ class LaneRouter(ConsumerLoop):
         synced = False
         for tp, records in batches.items():
             tenant = self.tenant_of(tp.topic)
+            records = await self.within_quota(tp, tenant, records)
             for rec in records:
                 try:
                     try:
@@ -95,6 +104,8 @@ class LaneRouter(ConsumerLoop):
                         synced = True
                         await runtime.catalog.sync()
                         route = router.route(rec.headers, rec.key, rec.value, tenant=tenant)
+                    if route.sealing is not None:  # the stream marks personal fields
+                        await router.seal(route)
                 except Rejected as rej:
                     futures.append(await send_to_dead_letters(
                         runtime.producers, dlq, key=rec.key, value=rec.value,
@@ -108,11 +119,34 @@ class LaneRouter(ConsumerLoop):
                         ROUTER_ID, "ROUTING", rec.timestamp, routed_ms))
                 else:  # the common case, formatted without a JSON encoder: this runs per event
                     route.headers.append((HISTORY_HEADER, ROUTING_STAGE % (rec.timestamp, routed_ms)))
+                if tracing.ENABLED:  # off: not even a header is looked at
+                    route.headers = tracing.hop("esb.route", rec.headers, route.headers, {
+                        "messaging.destination.name": route.topic, "esb.tenant": route.tenant})
                 futures.append(await send(route.topic, route.value, key=route.key,
                                           headers=route.headers, codec=route.codec))
                 self.routed[(route.tenant, route.stream, route.lane)] += 1
-            self.oldest_ts = self.oldest_ts or records[0].timestamp
+            if records:
+                self.oldest_ts = self.oldest_ts or records[0].timestamp
         return futures
+
+    async def within_quota(self, tp: TopicPartition, tenant: str | None, records: list[Any]
+                           ) -> list[Any]:
+        """The records the tenant's publish quota lets through now (ADR 0016). The rest are
+        held: this partition pauses until the budget allows them, then they are read again;
+        nothing is dropped or dead-lettered, and other tenants' partitions keep flowing."""
+        quota = self.runtime.publish_quota
+        if tenant is None or not quota.limited(tenant):
+            return records
+        sizes = [len(rec.value or b"") for rec in records]
+        admitted = 0
+        while admitted < len(records):
+            count, wait = await quota.take(tenant, sizes[admitted:])
+            if count == 0:
+                self.hold(tp, records[admitted].offset, wait)
+                QUOTA_THROTTLED.labels(tenant, "ingress").inc()
+                return records[:admitted]
+            admitted += count
+        return records
 
     async def after_commit(self) -> None:
         if self.oldest_ts:

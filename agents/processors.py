@@ -42,6 +42,13 @@ from esb.consumer_kit import build_consumer, reconcile_forever
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.errors import EsbError
 from esb.kafka import TopicSpec, compression_codec
+from esb.metrics import (
+    PATTERN_MATCHES,
+    PROCESSOR_EVENTS,
+    PROCESSOR_LATE_EVENTS,
+    PROCESSOR_WINDOW_CLOSES,
+)
+from esb.observability import tracing
 from esb.processing import partition_state as ps
 from esb.processing.handlers import PatternHandler
 from esb.processing.jobs import Job, job_from_record
@@ -248,7 +255,19 @@ class JobRunner(JobConsumer):
 
     async def _apply(self, state: dict[str, Any], source: Origin, record: Any,
                      pending: Pending) -> None:
-        """Apply one input; ``source`` is where it was published (not the repartition copy)."""
+        """Apply one input; ``source`` is where it was published (not the repartition copy).
+        With tracing on, inside an ``esb.process`` span, child of the input's context: what the
+        input forwards or completes (a match, a closed window) carries that span (ADR 0019)."""
+        if not tracing.ENABLED:
+            await self._apply_input(state, source, record, pending)
+            return
+        with tracing.span("esb.process", parent=tracing.extract_headers(record.headers),
+                          kind=tracing.SpanKind.CONSUMER, attributes={
+                              "esb.tenant": self.job.tenant, "esb.job_id": self.job.job_id}):
+            await self._apply_input(state, source, record, pending)
+
+    async def _apply_input(self, state: dict[str, Any], source: Origin, record: Any,
+                           pending: Pending) -> None:
         job = self.job
         side = job.sources.get(source.topic, "left")
         metrics = ProcessorMetrics(state["metrics"])
@@ -275,21 +294,25 @@ class JobRunner(JobConsumer):
                 raise StopJob(f"input {source.topic}:{source.partition}@{source.offset}: "
                               f"{message}")
             metrics.record("error", duration_ms=duration_ms, at_ms=at_ms)
+            PROCESSOR_EVENTS.labels(job.tenant, job.job_id, "error").inc()
             if job.strategy != ErrorHandlingStrategy.SKIP:
                 await self._dead_letter(state, source, record, "processing_failed", message,
                                         pending)
             return
         metrics.record(handled.outcome, duration_ms=duration_ms, at_ms=at_ms)
+        PROCESSOR_EVENTS.labels(job.tenant, job.job_id, handled.outcome).inc()
         if handled.forward:
             priority = self._lane_of(source.topic)
             pending.futures.append(await self.worker.runtime.producers.send(
                 job.target["topics"][priority.value], record.value, key=record.key,
-                headers=replace_stream_header(record.headers, job.target["stream_name"]),
+                headers=tracing.stamp_current(
+                    replace_stream_header(record.headers, job.target["stream_name"])),
                 codec=self.codec))
             ps.count(state, "outputs_emitted")
         await self._emit(state, handled.outputs, pending)
         if handled.late:
             ps.count(state, "late_events")
+            PROCESSOR_LATE_EVENTS.labels(job.tenant, job.job_id).inc()
             await self._dead_letter(state, source, record, "late_event",
                                     f"event older than the watermark of {job.kind} "
                                     f"{job.job_id} (window closed or grace period passed)",
@@ -308,11 +331,15 @@ class JobRunner(JobConsumer):
             key = str(output.get("partition_key") or output.get("aggregate_id")
                       or output["event_id"])
             pending.futures.append(await producers.send(
-                topic, envelope.data, key=key.encode(), headers=envelope.kafka_headers(),
-                codec=self.codec))
+                topic, envelope.data, key=key.encode(),
+                headers=tracing.stamp_current(envelope.kafka_headers()), codec=self.codec))
             if isinstance(job.handler, PatternHandler):
                 ps.remember_match(state, output)
         ps.count(state, "outputs_emitted", len(outputs))
+        if outputs:  # a pattern's outputs are matches; a keyed processor's, closed windows
+            emitted = (PATTERN_MATCHES if isinstance(job.handler, PatternHandler)
+                       else PROCESSOR_WINDOW_CLOSES)
+            emitted.labels(job.tenant, job.job_id).inc(len(outputs))
 
     async def _dead_letter(self, state: dict[str, Any], source: Origin, record: Any,
                            reason: str, error: str, pending: Pending) -> None:

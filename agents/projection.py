@@ -23,6 +23,7 @@ from mode import Service
 
 from esb.consumer_kit import Batches, ConsumerLoop
 from esb.deadletter import Failure
+from esb.observability import tracing
 from esb.readside import EventArchive, ProcessingHistory, ReadModelStore
 from esb.readside.ingest import Ingested, ingest_record, projection_record
 from esb.runtime import Runtime
@@ -65,14 +66,26 @@ class ProjectionLoop(ConsumerLoop):
     async def handle(self, batches: Batches) -> None:
         topics = self.runtime.topics
         ingested: list[Ingested] = []
+        traced: list[Any] = []  # the archived records' headers, with tracing on
         for tp, records in batches.items():
             for rec in records:
                 item = ingest_record(topics, tp.topic, tp.partition, rec.offset, rec.timestamp,
                                      rec.value, list(rec.headers or ()))
                 if item is not None:
                     ingested.append(item)
+                    if tracing.ENABLED:
+                        traced.append(rec.headers or ())
         if not ingested:
             return
+        spans = tracing.record_spans("esb.archive", traced) if traced else []
+        try:
+            await self._write(ingested)
+        except BaseException as exc:
+            tracing.end_all(spans, exc)
+            raise
+        tracing.end_all(spans)
+
+    async def _write(self, ingested: list[Ingested]) -> None:
         db = self.runtime.database
         started = datetime.now(UTC)
         events = [item.event for item in ingested]

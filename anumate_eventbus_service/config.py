@@ -17,6 +17,11 @@ class EventBusConfig(BaseModel):
                                                                     "ANUMATE_EVENTS"))
     source_capability: str = "anumate"
     partitions: int = 3
+    #: broker access for ``subscribe``: queue groups and durable names become Kafka consumer
+    #: groups (``kafka://host:port`` or ``host:port``); without it, the WebSocket live tail
+    kafka_bootstrap: str | None = Field(default_factory=lambda: os.environ.get("ESB_BROKER"))
+    group_rebalance_timeout_ms: int = 10000
+    group_session_timeout_ms: int = 10000
     # seed fields, accepted for compatibility
     nats_url: str | None = None
     nats_cluster_id: str | None = None

@@ -26,11 +26,29 @@ def event_type_for(method: str) -> str:
     return f"{TYPE_ROOT}{noun}.{verb}"
 
 
+def method_for(event_type: str) -> str | None:
+    """``com.anumate.capsule.created`` -> ``publish_capsule_created`` (None: not an Anumate type)."""
+    if not event_type.startswith(TYPE_ROOT):
+        return None
+    noun, _, verb = event_type.removeprefix(TYPE_ROOT).rpartition(".")
+    return f"publish_{noun.replace('.', '_')}_{verb}" if noun and verb else None
+
+
 class ServicePublisher:
-    def __init__(self, bus: EventBusService, service: str) -> None:
+    """``publish_<noun>_<verb>(context=None, **data)`` for every event type; with ``known``
+    (the registry's types, :meth:`EventPublisherFactory.load_event_types`) only for those, so
+    a misspelt method fails at once instead of publishing an event type nobody consumes."""
+
+    def __init__(self, bus: EventBusService, service: str,
+                 known: frozenset[str] | None = None) -> None:
         self.bus = bus
         self.service = service
         self.source = SOURCE_ROOT + service
+        self.known = known
+
+    def __dir__(self) -> list[str]:
+        methods = {method_for(t) for t in self.known or ()}
+        return sorted({*super().__dir__(), *(m for m in methods if m)})
 
     async def publish(self, event_type: str, data: dict[str, Any],
                       context: EventContext | None = None, subject: str | None = None) -> str:
@@ -41,7 +59,14 @@ class ServicePublisher:
     def __getattr__(self, name: str) -> Callable[..., Awaitable[str]]:
         if not name.startswith("publish_"):
             raise AttributeError(name)
-        event_type = event_type_for(name)
+        if self.known is None:
+            event_type = event_type_for(name)
+        else:
+            by_method = {method_for(t): t for t in self.known}
+            if name not in by_method:
+                raise AttributeError(f"{name}: no such event type in the schema registry "
+                                     f"(known: {', '.join(sorted(self.known))})")
+            event_type = by_method[name]
 
         async def publish(context: EventContext | None = None, **data: Any) -> str:
             return await self.publish(event_type, data, context)
@@ -51,16 +76,25 @@ class ServicePublisher:
 
 
 class EventPublisherFactory:
-    """``get_<service>_publisher()`` for any service name."""
+    """``get_<service>_publisher()`` for any service name. After :meth:`load_event_types` its
+    publishers offer exactly the ``com.anumate.*`` event types the schema registry holds."""
 
     def __init__(self, bus: EventBusService) -> None:
         self.bus = bus
+        self.known: frozenset[str] | None = None
+
+    async def load_event_types(self) -> frozenset[str]:
+        """The tenant's registered ``com.anumate.*`` event types (the bus's ``GET /schemas``)."""
+        schemas = await self.bus.client.list_schemas()
+        self.known = frozenset(s["event_type"] for s in schemas
+                               if method_for(str(s.get("event_type", ""))))
+        return self.known
 
     def __getattr__(self, name: str) -> Callable[[], ServicePublisher]:
         if not (name.startswith("get_") and name.endswith("_publisher")):
             raise AttributeError(name)
         service = name.removeprefix("get_").removesuffix("_publisher")
-        return lambda: ServicePublisher(self.bus, service)
+        return lambda: ServicePublisher(self.bus, service, self.known)
 
 
 class ServiceSubscriber:

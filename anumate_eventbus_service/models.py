@@ -49,12 +49,19 @@ class CloudEvent(BaseModel):
     def to_structured(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    @classmethod
+    def from_sdk(cls, event: Any) -> CloudEvent:
+        """From the CloudEvents SDK's event (``cloudevents.v1.http.CloudEvent``)."""
+        return cls(**event.get_attributes(), data=event.data)
+
 
 @dataclass(slots=True)
 class EventSubscription:
-    """Which events a handler gets. Over the WebSocket transport every subscriber sees every
-    matching event from the moment it subscribes: ``queue_group`` (work sharing) and
-    ``durable_name`` (resume after restart) are recorded but not enforced; see docs/sdk.md."""
+    """Which events a handler gets. With broker access (``EventBusConfig.kafka_bootstrap``)
+    ``durable_name`` (else ``queue_group``) names a Kafka consumer group: members share the
+    work and resume after their last handled event. Over the WebSocket fallback every
+    subscriber sees every matching event from the moment it subscribes: the two names are
+    recorded but not enforced there; see docs/sdk.md."""
 
     event_types: set[str] = field(default_factory=set)
     queue_group: str | None = None

@@ -5,7 +5,8 @@ template, operation id, request and response bodies (pydantic models or JSON Sch
 whether it is public, and which path parameters hold tenant-scoped ids. The OpenAPI document
 (:func:`openapi_document`), the route-completeness test and the tenant-isolation suite are all
 generated from :data:`ROUTES`, so a route added without a row fails the tests, and a row added
-without an isolation case fails too. Later columns (roles per route) belong on :class:`Route`.
+without an isolation case fails too. The ``needs`` column says which permission (granted by
+the token's roles, :mod:`esb.authz`) each route requires; the middleware enforces it.
 
 Plain logic: imports models, never views or agents (a few request models still live in view
 modules; their documentation twins below are checked against them by the unit tests).
@@ -21,6 +22,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
+from esb.anumate import AnumatePublishIn
+from esb.authz import Permission
 from esb.delivery.models import (
     ConsumerGroupCreate,
     ConsumerLagResponse,
@@ -30,6 +33,7 @@ from esb.delivery.models import (
 from esb.envelope import EventIn
 from esb.processing.models import StreamProcessorDefinition
 from esb.processing.service import PatternOptions
+from esb.quotas import QuotaDocument, QuotaUpdate
 from esb.readside.archive import MAX_PAGE, EventQuery
 from esb.readside.history import ProcessingHistoryResponse
 from esb.readside.readmodels import DocumentPage, ReadModelDefinition, ReadModelDocument
@@ -81,6 +85,9 @@ class Resource(StrEnum):
     PATTERN = "pattern"
     SUBJECT = "subject"
     SCHEMA_VERSION = "schema_version"
+    AUDIT_ENTRY = "audit_entry"
+    DATA_SUBJECT = "data_subject"  # whose personal fields are keyed together (ADR 0018)
+    JOB = "job"  # a long operation's status (ADR 0016)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,9 @@ class Route:
     scoped: tuple[tuple[str, Resource], ...] = ()  # (path parameter, kind of tenant-scoped id)
     websocket: bool = False
     errors: Literal["problem", "confluent"] = "problem"
+    #: The permission a caller's roles must grant (esb.authz, ADR 0015); required on every row,
+    #: enforced once by the HTTP middleware, checked row by row by the role-matrix test.
+    needs: Permission = field(kw_only=True)
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -134,6 +144,13 @@ class Route:
     def is_list(self) -> bool:
         """A GET without path ids answers a collection (filtered by the caller's tenant)."""
         return self.method == "GET" and not self.path_params and not self.public
+
+    @property
+    def changes_state(self) -> bool:
+        """Recorded in the audit trail (ADR 0017): a write that needs more than read or publish
+        (publishing events and queries are data, not a change of the bus's configuration)."""
+        return (self.method not in ("GET", "HEAD", "OPTIONS")
+                and self.needs not in (Permission.PUBLIC, Permission.READ, Permission.PUBLISH))
 
 
 # ------------------------------------------------------------------ documentation-only models
@@ -257,6 +274,10 @@ DLQ_FILTERS = (
     Param("since", TIME), Param("until", TIME), _int("limit", 1, 10_000), Param("before"),
     _flag("unattributed", "operators only: records that named no tenant"))
 UNATTRIBUTED = (_flag("unattributed", "operators only: records that named no tenant"),)
+ERASURE: JsonSchema = {"type": "object", "required": ["subject_id", "erased_keys", "erased_at"],
+                       "properties": {"subject_id": {"type": "string"},
+                                      "erased_keys": {"type": "integer", "minimum": 0},
+                                      "erased_at": TIME}}
 
 
 def _json(body: Body) -> tuple[tuple[str, Body], ...]:
@@ -268,6 +289,7 @@ def _cf(body: Body) -> tuple[tuple[str, Body], ...]:
 
 
 S, E, DL = Resource.STREAM, Resource.EVENT, Resource.DEAD_LETTER
+P = Permission  # the ``needs`` column: public, read, publish, subscribe, operate, admin
 A = API_PREFIX
 R = SCHEMA_REGISTRY_PREFIX
 
@@ -276,12 +298,13 @@ def _api(method: str, path: str, operation_id: str, summary: str, tag: str, **kw
     return Route(method, A + path, operation_id, summary, tag, **kw)
 
 
-def _reg(method: str, path: str, operation_id: str, summary: str, *, body: Body | None = None,
-         response: Body | None = None, params: tuple[Param, ...] = (),
+def _reg(method: str, path: str, operation_id: str, summary: str, *, needs: Permission,
+         body: Body | None = None, response: Body | None = None, params: tuple[Param, ...] = (),
          scoped: tuple[tuple[str, Resource], ...] = ()) -> Route:
     return Route(method, R + path, operation_id, summary, "schema-registry (Confluent)",
                  request=_cf(body) if body is not None else (), response=response or LOOSE,
-                 response_type=CONFLUENT_JSON, params=params, scoped=scoped, errors="confluent")
+                 response_type=CONFLUENT_JSON, params=params, scoped=scoped, errors="confluent",
+                 needs=needs)
 
 
 SUBJ = (("subject", Resource.SUBJECT),)
@@ -292,231 +315,301 @@ LIST_OF_STRINGS: JsonSchema = {"type": "array", "items": {"type": "string"}}
 ROUTES: tuple[Route, ...] = (
     # ---------------------------------------------------------------- operations (public)
     Route("GET", "/health", "health", "Broker, database, partitions and tables", "operations",
-          response=LOOSE, public=True),
+          response=LOOSE, public=True, needs=P.PUBLIC),
     Route("GET", "/metrics", "metrics", "Prometheus metrics", "operations",
-          response={"type": "string"}, response_type=PROMETHEUS_TEXT, public=True),
+          response={"type": "string"}, response_type=PROMETHEUS_TEXT, public=True, needs=P.PUBLIC),
     Route("GET", OPENAPI_PATH, "openapi", "This document", "operations", response=LOOSE,
-          public=True),
+          public=True, needs=P.PUBLIC),
+    # seed 000 "Health Checks" (ADR 0020): the caller's tenant only; details for operators
+    _api("GET", "/status", "get_status", "Component health and the tenant's counts",
+         "operations", response=LOOSE, needs=P.READ),
+    _api("GET", "/kafka/health", "get_kafka_health", "Broker reachability (503 when down)",
+         "operations", response=LOOSE, needs=P.READ),
+    _api("GET", "/database/health", "get_database_health",
+         "PostgreSQL reachability (503 when down)", "operations", response=LOOSE, needs=P.READ),
+    _api("GET", "/metrics", "get_tenant_metrics",
+         "Prometheus text: the tenant's series and the worker's own", "operations",
+         response={"type": "string"}, response_type=PROMETHEUS_TEXT, needs=P.READ),
     # ---------------------------------------------------------------- streams
-    _api("GET", "/streams", "list_streams", "The tenant's streams", "streams", response=LOOSE),
+    _api("GET", "/streams", "list_streams", "The tenant's streams", "streams", response=LOOSE,
+         needs=P.READ),
     _api("POST", "/streams", "create_stream", "Create a stream (one topic per priority lane)",
-         "streams", request=_json(StreamCreate), response=LOOSE, status=201),
+         "streams", request=_json(StreamCreate), response=LOOSE, status=201, needs=P.ADMIN),
     _api("GET", "/streams/{stream_id}", "get_stream", "A stream by id or name", "streams",
-         response=LOOSE, scoped=(("stream_id", S),)),
+         response=LOOSE, scoped=(("stream_id", S),), needs=P.READ),
     _api("GET", "/streams/{stream_id}/events", "list_stream_events",
          "A stream's archived events (keyset paging)", "read side", response=LOOSE,
          params=(LIMIT_PAGE, Param("cursor"),
                  Param("order", {"type": "string", "enum": ["asc", "desc"]}),
                  Param("start_time", TIME), Param("end_time", TIME)),
-         scoped=(("stream_id", S),)),
+         scoped=(("stream_id", S),), needs=P.READ),
+    _api("GET", "/streams/{stream_id}/metrics", "get_stream_metrics",
+         "Events per priority, this replica's publish figures, consumer lag", "streams",
+         response=LOOSE, scoped=(("stream_id", S),), needs=P.READ),
     # ---------------------------------------------------------------- publishing
     _api("POST", "/events", "publish_event", "Publish one event (seed JSON or CloudEvents)",
          "publishing", request=((JSON, EventIn), (CE_JSON, CLOUDEVENT)), response=LOOSE,
-         status=201, params=(Param("Idempotency-Key", location="header"),)),
+         status=201, params=(Param("Idempotency-Key", location="header"),), needs=P.PUBLISH),
     _api("POST", "/events/batch", "publish_batch", "Publish a batch, all-or-nothing",
          "publishing", request=((JSON, EventBatchIn),
                                 (CE_BATCH, {"type": "array", "items": CLOUDEVENT, "minItems": 1})),
-         response=LOOSE, status=201, params=(Param("Idempotency-Key", location="header"),)),
+         response=LOOSE, status=201, params=(Param("Idempotency-Key", location="header"),),
+         needs=P.PUBLISH),
+    # seed 003 (Anumate) paths, without the /api/v1 prefix as the seed has them (esb.anumate)
+    Route("POST", "/events/publish", "anumate_publish_event",
+          "Publish seed 003's {event_type, data, tenant_id} to the ANUMATE_EVENTS stream",
+          "publishing", request=_json(AnumatePublishIn), response=LOOSE, status=201,
+          params=(Param("source", description="the CloudEvents source (default: anumate)"),),
+          needs=P.PUBLISH),
+    Route("GET", "/events/health", "anumate_health", "Seed 003's health document",
+          "operations", response=LOOSE, needs=P.READ),
     # ---------------------------------------------------------------- read side
     _api("POST", "/events/query", "query_events", "Query the archive", "read side",
-         request=_json(EventQuery), response=LOOSE),
+         request=_json(EventQuery), response=LOOSE, needs=P.READ),
     _api("GET", "/events/{event_id}", "get_event", "One archived event", "read side",
-         response=LOOSE, scoped=(("event_id", E),)),
+         response=LOOSE, scoped=(("event_id", E),), needs=P.READ),
     _api("GET", "/events/{event_id}/processing-history", "get_processing_history",
          "What happened to an event, stage by stage", "read side",
-         response=ProcessingHistoryResponse, scoped=(("event_id", E),)),
+         response=ProcessingHistoryResponse, scoped=(("event_id", E),), needs=P.READ),
     _api("GET", "/read-models", "list_read_models", "Read model definitions", "read side",
-         response=LOOSE),
+         response=LOOSE, needs=P.READ),
     _api("POST", "/read-models", "create_read_model", "Define a read model and build it",
-         "read side", request=_json(ReadModelDefinition), response=LOOSE, status=201),
+         "read side", request=_json(ReadModelDefinition), response=LOOSE, status=201,
+         needs=P.ADMIN),
     _api("GET", "/read-models/{name}", "get_read_model", "A read model definition", "read side",
-         response=ReadModelDefinition, scoped=(("name", Resource.READ_MODEL),)),
+         response=ReadModelDefinition, scoped=(("name", Resource.READ_MODEL),), needs=P.READ),
     _api("DELETE", "/read-models/{name}", "delete_read_model", "Drop a read model", "read side",
-         status=204, scoped=(("name", Resource.READ_MODEL),)),
+         status=204, scoped=(("name", Resource.READ_MODEL),), needs=P.ADMIN),
     _api("GET", "/read-models/{name}/documents", "list_read_model_documents",
          "A read model's documents", "read side", response=DocumentPage,
          params=(_int("limit", 1, 1000), Param("cursor")),
-         scoped=(("name", Resource.READ_MODEL),)),
+         scoped=(("name", Resource.READ_MODEL),), needs=P.READ),
     _api("GET", "/read-models/{name}/documents/{key}", "get_read_model_document",
          "One document", "read side", response=ReadModelDocument,
-         scoped=(("name", Resource.READ_MODEL), ("key", Resource.DOCUMENT))),
+         scoped=(("name", Resource.READ_MODEL), ("key", Resource.DOCUMENT)), needs=P.READ),
     _api("POST", "/read-models/{name}/rebuild", "rebuild_read_model",
          "Re-derive a read model from the archive", "read side", response=LOOSE,
-         scoped=(("name", Resource.READ_MODEL),)),
+         scoped=(("name", Resource.READ_MODEL),), needs=P.OPERATE),
     _api("POST", "/read-models/{name}/replay", "replay_read_model",
          "Re-apply one aggregate's or stream's events", "read side",
          request=_json(ReplayRequest), request_required=False, response=LOOSE,
-         scoped=(("name", Resource.READ_MODEL),)),
+         scoped=(("name", Resource.READ_MODEL),), needs=P.OPERATE),
     # ---------------------------------------------------------------- dead letters
     _api("GET", "/dead-letters", "list_dead_letters", "Dead letters (filters, keyset paging)",
-         "dead letters", response=LOOSE, params=DLQ_FILTERS),
+         "dead letters", response=LOOSE, params=DLQ_FILTERS, needs=P.READ),
     _api("POST", "/dead-letters/redrive", "redrive_dead_letters",
          "Redrive every dead letter matching a filter", "dead letters",
-         request=_json(DeadLetterRedriveFilter), response=LOOSE),
+         request=_json(DeadLetterRedriveFilter), response=LOOSE, needs=P.OPERATE,
+         params=(Param("Prefer", location="header",
+                       description="respond-async: answer 202 with a job (GET /jobs/{id})"),)),
     _api("GET", "/dead-letters/{dlq_id}", "get_dead_letter", "One dead letter, untouched",
-         "dead letters", response=LOOSE, params=UNATTRIBUTED, scoped=(("dlq_id", DL),)),
+         "dead letters", response=LOOSE, params=UNATTRIBUTED, scoped=(("dlq_id", DL),),
+         needs=P.READ),
     _api("POST", "/dead-letters/{dlq_id}/redrive", "redrive_dead_letter",
          "Redrive one dead letter (keeps its event id)", "dead letters", response=LOOSE,
-         params=UNATTRIBUTED, scoped=(("dlq_id", DL),)),
+         params=UNATTRIBUTED, scoped=(("dlq_id", DL),), needs=P.OPERATE),
+    # ---------------------------------------------------------------- personal data (ADR 0018)
+    # data subjects are named per tenant (like stream names): B erasing "alice" erases B's
+    _api("POST", "/subjects/{subject_id}/erase", "erase_subject",
+         "Erase a data subject: destroy its keys, so its personal fields read as erased",
+         "personal data", response=ERASURE, scoped=(("subject_id", Resource.DATA_SUBJECT),),
+         needs=P.ADMIN),
+    # ---------------------------------------------------------------- audit trail (ADR 0017)
+    _api("GET", "/audit", "list_audit_entries", "The tenant's audit log, oldest first",
+         "audit", response=LOOSE, params=(_int("after", 0), _int("limit", 1, 1000)),
+         needs=P.ADMIN),
+    _api("GET", "/audit/proof/{entry}", "get_audit_proof",
+         "Inclusion proof of an entry in a signed checkpoint, optionally a consistency proof",
+         "audit", response=LOOSE, params=(_int("tree_size", 1), _int("from_size", 1)),
+         scoped=(("entry", Resource.AUDIT_ENTRY),), needs=P.ADMIN),
+    _api("GET", "/audit/checkpoint", "get_audit_checkpoint",
+         "The latest signed checkpoint and the public key", "audit", response=LOOSE,
+         needs=P.ADMIN),
+    _api("POST", "/audit/checkpoint", "create_audit_checkpoint",
+         "Sign a checkpoint of the tenant's log now", "audit", response=LOOSE, needs=P.ADMIN),
+    _api("GET", "/jobs/{job_id}", "get_job", "A long operation's status and progress",
+         "dead letters", response=LOOSE, scoped=(("job_id", Resource.JOB),), needs=P.READ),
+    # ---------------------------------------------------------------- quotas (ADR 0016)
+    _api("GET", "/quotas", "get_quotas", "The caller's tenant quotas (effective, overrides)",
+         "quotas", response=QuotaDocument, needs=P.READ),
+    _api("PUT", "/quotas", "put_quotas",
+         "Override the tenant's quotas (the platform's operators; not the tenant's admins); "
+         "null restores a default", "quotas",
+         request=_json(QuotaUpdate), response=QuotaDocument, needs=P.LIMITS),
     # ---------------------------------------------------------------- schema registry (seed)
     _api("GET", "/schemas", "list_schemas", "Registered schemas", "schemas", response=LOOSE,
-         params=(Param("event_type"), _flag("include_deleted"), _flag("active_only"))),
+         params=(Param("event_type"), _flag("include_deleted"), _flag("active_only")),
+         needs=P.READ),
     _api("POST", "/schemas", "register_schema", "Register a schema version", "schemas",
          request=_json(SchemaRegistrationRequest), response=SchemaRegistrationResponse,
-         status=201),
+         status=201, needs=P.ADMIN),
     _api("POST", "/schemas/enhanced", "register_schema_enhanced",
          "Register with compatibility level, evolution strategy and business rules", "schemas",
          request=_json(EnhancedSchemaRegistrationRequest), response=SchemaRegistrationResponse,
-         status=201),
+         status=201, needs=P.ADMIN),
     _api("GET", "/schemas/evolution/{event_type}", "get_schema_evolution",
          "An event type's schema history", "schemas", response=EvolutionHistory,
-         scoped=(("event_type", Resource.EVENT_TYPE),)),
+         scoped=(("event_type", Resource.EVENT_TYPE),), needs=P.READ),
     _api("GET", "/schemas/{schema_id}", "get_schema", "One schema version (sch_… or number)",
-         "schemas", response=LOOSE, scoped=(("schema_id", Resource.SCHEMA),)),
+         "schemas", response=LOOSE, scoped=(("schema_id", Resource.SCHEMA),), needs=P.READ),
     _api("POST", "/schemas/{schema_id}/validate", "validate_against_schema",
          "Validate a payload against a schema", "schemas", request=_json({}),
-         response=ValidationResult, scoped=(("schema_id", Resource.SCHEMA),)),
+         response=ValidationResult, scoped=(("schema_id", Resource.SCHEMA),), needs=P.READ),
     # ---------------------------------------------------------------- event sourcing
     _api("POST", "/event-sourcing/append", "append_event",
          "Append to an aggregate (optimistic concurrency)", "event sourcing",
-         request=_json(SourcingAppendRequest), response=AppendResponse, status=201),
+         request=_json(SourcingAppendRequest), response=AppendResponse, status=201,
+         needs=P.PUBLISH),
     _api("POST", "/event-sourcing/reconstruct", "reconstruct_aggregate",
          "Rebuild an aggregate's state", "event sourcing",
-         request=_json(SourcingReconstructRequest), response=ReconstructResponse),
+         request=_json(SourcingReconstructRequest), response=ReconstructResponse, needs=P.READ),
     _api("GET", "/event-sourcing/aggregate/{aggregate_id}/events", "list_aggregate_events",
          "An aggregate's events by version", "event sourcing", response=LOOSE,
          params=(_int("from_version", 1), _int("limit", 1), Param("aggregate_type")),
-         scoped=(("aggregate_id", Resource.AGGREGATE),)),
+         scoped=(("aggregate_id", Resource.AGGREGATE),), needs=P.READ),
     _api("GET", "/event-sourcing/aggregate/{aggregate_id}/state", "get_aggregate_state",
          "An aggregate's state, now or as of a version or time", "event sourcing",
          response=ReconstructResponse,
          params=(_int("as_of_version", 0), Param("as_of_time", TIME), Param("aggregate_type")),
-         scoped=(("aggregate_id", Resource.AGGREGATE),)),
+         scoped=(("aggregate_id", Resource.AGGREGATE),), needs=P.READ),
     # ---------------------------------------------------------------- subscriptions
     _api("GET", "/subscriptions", "list_subscriptions", "The tenant's subscriptions",
-         "subscriptions", response=LOOSE, params=(Param("status"),)),
+         "subscriptions", response=LOOSE, params=(Param("status"),), needs=P.READ),
     _api("POST", "/subscriptions", "create_subscription", "Subscribe (webhook or WebSocket)",
-         "subscriptions", request=_json(SubscriptionCreate), response=LOOSE, status=201),
+         "subscriptions", request=_json(SubscriptionCreate), response=LOOSE, status=201,
+         needs=P.SUBSCRIBE),
     _api("GET", "/subscriptions/{subscription_id}", "get_subscription", "A subscription",
          "subscriptions", response=LOOSE,
-         scoped=(("subscription_id", Resource.SUBSCRIPTION),)),
+         scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.READ),
     _api("DELETE", "/subscriptions/{subscription_id}", "cancel_subscription",
          "Cancel a subscription", "subscriptions", response=LOOSE,
-         scoped=(("subscription_id", Resource.SUBSCRIPTION),)),
+         scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.SUBSCRIBE),
     _api("GET", "/subscriptions/{subscription_id}/status", "get_subscription_status",
          "Delivery counters, lag and circuit state", "subscriptions",
          response=SubscriptionStatusResponse,
-         scoped=(("subscription_id", Resource.SUBSCRIPTION),)),
+         scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.READ),
     _api("POST", "/subscriptions/{subscription_id}/replay", "replay_subscription",
          "Redeliver from a time or offsets", "subscriptions",
          request=_json(SubscriptionReplay), response=LOOSE, status=202,
-         scoped=(("subscription_id", Resource.SUBSCRIPTION),)),
+         scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.OPERATE),
     _api("POST", "/subscriptions/{subscription_id}/rotate-secret", "rotate_subscription_secret",
          "Rotate the webhook secret (old one valid for a grace period)", "subscriptions",
          response=LOOSE, params=(Param("grace_s", {"type": "number", "minimum": 0,
                                                    "maximum": 30 * 86400}),),
-         scoped=(("subscription_id", Resource.SUBSCRIPTION),)),
+         scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.SUBSCRIBE),
     # ---------------------------------------------------------------- consumer groups
     _api("GET", "/consumer-groups", "list_consumer_groups", "The tenant's consumer groups",
-         "consumer groups", response=LOOSE),
+         "consumer groups", response=LOOSE, needs=P.READ),
     _api("POST", "/consumer-groups", "create_consumer_group", "Create a consumer group",
-         "consumer groups", request=_json(ConsumerGroupCreate), response=LOOSE, status=201),
+         "consumer groups", request=_json(ConsumerGroupCreate), response=LOOSE, status=201,
+         needs=P.SUBSCRIBE),
     _api("GET", "/consumer-groups/{group_id}/lag", "get_consumer_group_lag",
          "Lag per partition", "consumer groups", response=ConsumerLagResponse,
-         scoped=(("group_id", Resource.CONSUMER_GROUP),)),
+         scoped=(("group_id", Resource.CONSUMER_GROUP),), needs=P.READ),
     _api("POST", "/consumer-groups/{group_id}/rebalance", "rebalance_consumer_group",
          "Trigger a rebalance", "consumer groups", response=LOOSE, status=202,
-         scoped=(("group_id", Resource.CONSUMER_GROUP),)),
+         scoped=(("group_id", Resource.CONSUMER_GROUP),), needs=P.OPERATE),
     # ---------------------------------------------------------------- stream processing
     _api("GET", "/stream-processors", "list_processors", "The tenant's stream processors",
-         "stream processing", response=LOOSE),
+         "stream processing", response=LOOSE, needs=P.READ),
     _api("POST", "/stream-processors", "create_processor", "Define a stream processor",
          "stream processing", request=_json(StreamProcessorDefinition), response=LOOSE,
-         status=201),
+         status=201, needs=P.ADMIN),
     _api("GET", "/stream-processors/{processor_id}", "get_processor", "A stream processor",
-         "stream processing", response=LOOSE, scoped=(("processor_id", Resource.PROCESSOR),)),
+         "stream processing", response=LOOSE, scoped=(("processor_id", Resource.PROCESSOR),),
+         needs=P.READ),
     _api("POST", "/stream-processors/{processor_id}/start", "start_processor", "Start it",
-         "stream processing", response=LOOSE, scoped=(("processor_id", Resource.PROCESSOR),)),
+         "stream processing", response=LOOSE, scoped=(("processor_id", Resource.PROCESSOR),),
+         needs=P.OPERATE),
     _api("POST", "/stream-processors/{processor_id}/stop", "stop_processor", "Stop it",
-         "stream processing", response=LOOSE, scoped=(("processor_id", Resource.PROCESSOR),)),
+         "stream processing", response=LOOSE, scoped=(("processor_id", Resource.PROCESSOR),),
+         needs=P.OPERATE),
     _api("GET", "/stream-processors/{processor_id}/metrics", "get_processor_metrics",
          "Throughput, lag, watermarks", "stream processing", response=LOOSE,
-         scoped=(("processor_id", Resource.PROCESSOR),)),
+         scoped=(("processor_id", Resource.PROCESSOR),), needs=P.READ),
     _api("GET", "/patterns", "list_patterns", "The tenant's CEP patterns", "stream processing",
-         response=LOOSE),
+         response=LOOSE, needs=P.READ),
     _api("POST", "/patterns", "create_pattern", "Define a CEP pattern", "stream processing",
-         request=_json(PatternCreate), response=LOOSE, status=201),
+         request=_json(PatternCreate), response=LOOSE, status=201, needs=P.ADMIN),
     _api("GET", "/patterns/{pattern_id}", "get_pattern", "A pattern", "stream processing",
-         response=LOOSE, scoped=(("pattern_id", Resource.PATTERN),)),
+         response=LOOSE, scoped=(("pattern_id", Resource.PATTERN),), needs=P.READ),
     _api("POST", "/patterns/{pattern_id}/start", "start_pattern", "Start it",
-         "stream processing", response=LOOSE, scoped=(("pattern_id", Resource.PATTERN),)),
+         "stream processing", response=LOOSE, scoped=(("pattern_id", Resource.PATTERN),),
+         needs=P.OPERATE),
     _api("POST", "/patterns/{pattern_id}/stop", "stop_pattern", "Stop it", "stream processing",
-         response=LOOSE, scoped=(("pattern_id", Resource.PATTERN),)),
+         response=LOOSE, scoped=(("pattern_id", Resource.PATTERN),), needs=P.OPERATE),
     _api("GET", "/patterns/{pattern_id}/matches", "get_pattern_matches",
          "Counters and recent matches", "stream processing", response=LOOSE,
-         scoped=(("pattern_id", Resource.PATTERN),)),
+         scoped=(("pattern_id", Resource.PATTERN),), needs=P.READ),
     # ---------------------------------------------------------------- Confluent-compatible
     _reg("GET", "/subjects", "cf_list_subjects", "Subjects",
-         response=LIST_OF_STRINGS, params=(_flag("deleted"), Param("subjectPrefix"))),
+         response=LIST_OF_STRINGS, params=(_flag("deleted"), Param("subjectPrefix")), needs=P.READ),
     _reg("POST", "/subjects/{subject}", "cf_lookup_schema", "Is this schema under the subject?",
-         body=CONFLUENT_SCHEMA, params=(_flag("deleted"),), scoped=SUBJ),
+         body=CONFLUENT_SCHEMA, params=(_flag("deleted"),), scoped=SUBJ, needs=P.READ),
     _reg("DELETE", "/subjects/{subject}", "cf_delete_subject", "Delete a subject",
          response={"type": "array", "items": {"type": "integer"}},
-         params=(_flag("permanent"),), scoped=SUBJ),
+         params=(_flag("permanent"),), scoped=SUBJ, needs=P.ADMIN),
     _reg("GET", "/subjects/{subject}/versions", "cf_list_versions", "A subject's versions",
          response={"type": "array", "items": {"type": "integer"}}, params=(_flag("deleted"),),
-         scoped=SUBJ),
+         scoped=SUBJ, needs=P.READ),
     _reg("POST", "/subjects/{subject}/versions", "cf_register", "Register under a subject",
-         body=CONFLUENT_SCHEMA, scoped=SUBJ),
+         body=CONFLUENT_SCHEMA, scoped=SUBJ, needs=P.ADMIN),
     _reg("GET", "/subjects/{subject}/versions/{version}", "cf_get_version",
-         "A version (number or latest)", params=(_flag("deleted"),), scoped=SUBJ_VER),
+         "A version (number or latest)", params=(_flag("deleted"),), scoped=SUBJ_VER, needs=P.READ),
     _reg("DELETE", "/subjects/{subject}/versions/{version}", "cf_delete_version",
          "Delete a version", response={"type": "integer"}, params=(_flag("permanent"),),
-         scoped=SUBJ_VER),
+         scoped=SUBJ_VER, needs=P.ADMIN),
     _reg("GET", "/subjects/{subject}/versions/{version}/schema", "cf_get_version_schema",
-         "A version's schema text", response={}, scoped=SUBJ_VER),
+         "A version's schema text", response={}, scoped=SUBJ_VER, needs=P.READ),
     _reg("GET", "/subjects/{subject}/versions/{version}/referencedby", "cf_referenced_by",
          "Ids referring to a version (none: references are not supported)",
-         response={"type": "array", "items": {"type": "integer"}}, scoped=SUBJ_VER),
+         response={"type": "array", "items": {"type": "integer"}}, scoped=SUBJ_VER, needs=P.READ),
     _reg("GET", "/schemas/types", "cf_schema_types", "Supported schema types",
-         response=LIST_OF_STRINGS),
+         response=LIST_OF_STRINGS, needs=P.READ),
     _reg("GET", "/schemas/ids/{schema_id}", "cf_get_schema_by_id", "A schema by global id",
-         scoped=CF_ID),
+         scoped=CF_ID, needs=P.READ),
     _reg("GET", "/schemas/ids/{schema_id}/schema", "cf_get_raw_schema_by_id",
-         "A schema's text by id", response={}, scoped=CF_ID),
+         "A schema's text by id", response={}, scoped=CF_ID, needs=P.READ),
     _reg("GET", "/schemas/ids/{schema_id}/versions", "cf_get_schema_id_versions",
-         "(subject, version) pairs of an id", response={"type": "array"}, scoped=CF_ID),
+         "(subject, version) pairs of an id", response={"type": "array"}, scoped=CF_ID,
+         needs=P.READ),
     _reg("GET", "/schemas/ids/{schema_id}/subjects", "cf_get_schema_id_subjects",
-         "Subjects of an id", response=LIST_OF_STRINGS, scoped=CF_ID),
+         "Subjects of an id", response=LIST_OF_STRINGS, scoped=CF_ID, needs=P.READ),
     _reg("POST", "/compatibility/subjects/{subject}/versions", "cf_check_compatibility_all",
          "Compatible with every version the level requires?", body=CONFLUENT_SCHEMA,
-         params=(_flag("verbose"),), scoped=SUBJ),
+         params=(_flag("verbose"),), scoped=SUBJ, needs=P.READ),
     _reg("POST", "/compatibility/subjects/{subject}/versions/{version}", "cf_check_compatibility",
          "Compatible with one version?", body=CONFLUENT_SCHEMA, params=(_flag("verbose"),),
-         scoped=SUBJ_VER),
-    _reg("GET", "/config", "cf_get_config", "Global compatibility level"),
-    _reg("PUT", "/config", "cf_put_config", "Set the global level", body=CONFLUENT_LEVEL),
-    _reg("DELETE", "/config", "cf_delete_config", "Reset the global level"),
+         scoped=SUBJ_VER, needs=P.READ),
+    _reg("GET", "/config", "cf_get_config", "Global compatibility level", needs=P.READ),
+    _reg("PUT", "/config", "cf_put_config", "Set the global level", body=CONFLUENT_LEVEL,
+         needs=P.ADMIN),
+    _reg("DELETE", "/config", "cf_delete_config", "Reset the global level", needs=P.ADMIN),
     _reg("GET", "/config/{subject}", "cf_get_subject_config", "A subject's level",
-         params=(_flag("defaultToGlobal"),), scoped=SUBJ),
+         params=(_flag("defaultToGlobal"),), scoped=SUBJ, needs=P.READ),
     _reg("PUT", "/config/{subject}", "cf_put_subject_config", "Set a subject's level",
-         body=CONFLUENT_LEVEL, scoped=SUBJ),
+         body=CONFLUENT_LEVEL, scoped=SUBJ, needs=P.ADMIN),
     _reg("DELETE", "/config/{subject}", "cf_delete_subject_config", "Reset a subject's level",
-         scoped=SUBJ),
-    _reg("GET", "/mode", "cf_get_mode", "Always READWRITE"),
-    _reg("GET", "/mode/{subject}", "cf_get_subject_mode", "Always READWRITE", scoped=SUBJ),
+         scoped=SUBJ, needs=P.ADMIN),
+    _reg("GET", "/mode", "cf_get_mode", "Always READWRITE", needs=P.READ),
+    _reg("GET", "/mode/{subject}", "cf_get_subject_mode", "Always READWRITE", scoped=SUBJ,
+         needs=P.READ),
     _reg("GET", "/contexts", "cf_contexts", "Contexts (only the default)",
-         response=LIST_OF_STRINGS),
+         response=LIST_OF_STRINGS, needs=P.READ),
     # ---------------------------------------------------------------- WebSockets (not in OpenAPI)
     Route("GET", "/ws/events/{stream_name}", "ws_live_events",
           "Live tail of a stream (?event_type=glob, ?access_token=)", "live", websocket=True,
           params=(Param("event_type"), Param("access_token")),
-          scoped=(("stream_name", S),)),
+          scoped=(("stream_name", S),), needs=P.SUBSCRIBE),
     Route("GET", "/ws/subscriptions/{subscription_id}", "ws_subscription_updates",
           "Delivery updates, or the matching events (?mode=events)", "live", websocket=True,
           params=(Param("mode", {"type": "string", "enum": ["events"]}),
                   Param("access_token")),
-          scoped=(("subscription_id", Resource.SUBSCRIPTION),)),
+          scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.SUBSCRIBE),
+    Route("GET", "/ws/monitoring", "ws_monitoring",
+          "Throughput, latency, error rate and lag of the tenant's streams every second "
+          '(send {"type": "subscribe", "streams": [...], "metrics": [...]})', "live",
+          websocket=True, params=(Param("access_token"),), needs=P.READ),
 )
 
 
@@ -565,6 +658,11 @@ def by_operation(routes: Iterable[Route] = ROUTES) -> dict[str, Route]:
     return {r.operation_id: r for r in routes}
 
 
+def by_method_path(routes: Iterable[Route] = ROUTES) -> dict[tuple[str, str], Route]:
+    """``(method, path template)`` -> row: how the middleware finds a request's row."""
+    return {(r.method, r.path): r for r in routes}
+
+
 def check_table(routes: Iterable[Route] = ROUTES) -> None:
     """Raise ValueError on a malformed table: duplicate keys, scoped params not in the path."""
     seen_ops: set[str] = set()
@@ -581,6 +679,9 @@ def check_table(routes: Iterable[Route] = ROUTES) -> None:
             raise ValueError(f"{r.operation_id}: scoped {sorted(unknown)} not in {r.path}")
         if r.public and r.scoped:
             raise ValueError(f"{r.operation_id}: a public route cannot carry tenant ids")
+        if r.public != (r.needs is Permission.PUBLIC):
+            raise ValueError(f"{r.operation_id}: public rows, and only they, need "
+                             "Permission.PUBLIC")
 
 
 # ------------------------------------------------------------------ OpenAPI 3.1
@@ -660,7 +761,7 @@ def openapi_document(routes: Iterable[Route] = ROUTES, *, version: str = "0.1.0"
     paths: dict[str, dict[str, Any]] = {}
     for r in rows:
         op: dict[str, Any] = {"operationId": r.operation_id, "summary": r.summary,
-                              "tags": [r.tag]}
+                              "tags": [r.tag], "x-esb-needs": r.needs.value}  # ADR 0015
         params = [{"name": p, "in": "path", "required": True,
                    "schema": {"type": "string", "minLength": 1}} for p in r.path_params]
         params += [{"name": p.name, "in": p.location, "required": p.required,

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 import faust
 from mode import ServiceT
 
+from esb.kafka_security import kafka_credentials
+from esb.observability import logging as obs_logging
+from esb.observability import tracing
 from esb.runtime import Runtime
 from esb.settings import Settings, get_settings
 
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
     from agents.ingress import IngressRouterService
     from agents.projection import ProjectionService
     from esb.delivery.feature import DeliveryFeature
+    from esb.audit.service import AuditService
+    from esb.monitoring.feature import MonitoringFeature
     from esb.processing.feature import ProcessingFeature
     from esb.schemas.service import SchemaRegistryService
     from esb.sourcing.feature import SourcingFeature
@@ -35,6 +40,8 @@ class EsbApp(faust.App):
     sourcing: SourcingFeature
     delivery: DeliveryFeature | None = None
     processing: ProcessingFeature | None = None
+    monitoring: MonitoringFeature | None = None
+    audit: AuditService | None = None  # the audit trail (ADR 0017)
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         return [self.runtime, *super().on_init_dependencies()]
@@ -67,6 +74,7 @@ def bound_faust_fetch_wait(max_wait_ms: int) -> None:
 def faust_settings(settings: Settings) -> dict[str, Any]:
     return {
         "broker": settings.faust_broker,
+        "broker_credentials": kafka_credentials(settings),  # TLS/SASL (ADR 0018)
         "store": "rocksdb://",
         "datadir": str(settings.data_dir / f"worker-{settings.web_port}"),
         "web_bind": settings.web_host,
@@ -88,12 +96,17 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "web_stats_enabled": False,
         "web_graph_enabled": False,
         "web_metrics_enabled": False,
+        # structured logs (ADR 0019): Faust sets up logging itself, from this dictConfig
+        "logging_config": obs_logging.logging_config(
+            settings.log_level, settings.log_format, obs_logging.worker_id(settings.web_port)),
     }
 
 
 def create_app(settings: Settings | None = None) -> EsbApp:
     settings = settings or get_settings()
     bound_faust_fetch_wait(settings.fetch_max_wait_ms)
+    tracing.configure(service_instance=obs_logging.worker_id(settings.web_port),  # OTEL_* env
+                      traces_file=str(settings.traces_file) if settings.traces_file else None)
     from esb import recovery
 
     recovery.install()  # local table state ahead of the broker is rebuilt, not a crash

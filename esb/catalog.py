@@ -27,6 +27,7 @@ from mode import Service
 from esb import ids
 from esb.errors import BrokerUnavailable, Timeout
 from esb.kafka import ProducerPool, TopicAdmin, TopicSpec
+from esb.kafka_security import kafka_client_options
 from esb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class MetadataCatalog(Service):
             {"cleanup.policy": "compact", "retention.ms": "-1"},
         )])
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
+            **kafka_client_options(self.settings),
             group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
         )
         await self._consumer.start()

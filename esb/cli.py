@@ -3,9 +3,11 @@
     esb up [--workers N] [--port 8080]     start broker (embedded unless ESB_BROKER), database
           [--durable]                     (embedded unless ESB_DATABASE_URL) and worker replicas;
                                           memory unless --durable (kept under ESB_DATA_DIR)
-    esb token --tenant acme [--role operator] [--ttl 86400]
+    esb token --tenant acme [--role publisher] [--scope publish:orders-*] [--ttl 86400]
     esb bench pipeline|publish [...]      JSON results on stdout
+    esb audit verify [--public-key KEY]   check the audit trail in PostgreSQL (ADR 0017)
     esb streams|publish|tail|groups|dlq|schemas …   operator commands over the API (esb.cli_ops)
+    esb subscriptions list|create|status|delete, esb replay SUB --from-time|--from-offset …
 """
 
 from __future__ import annotations
@@ -126,7 +128,9 @@ def _run_up(args: argparse.Namespace, data_dir: Path, ports: list[int]) -> int:
     logs = data_dir / "logs"
     ephemeral = not args.durable
     state_dir = _prepare_ephemeral(data_dir) if ephemeral else data_dir
-    env: dict[str, str] = {"ESB_DATA_DIR": str(state_dir)}
+    # the embedded bus is a development install: dev keys and tokens (the Helm chart is production)
+    env: dict[str, str] = {"ESB_DATA_DIR": str(state_dir),
+                           "ESB_MODE": os.environ.get("ESB_MODE", "development")}
     broker = None
     storage = "external broker (ESB_BROKER)"
     supervisor: _Supervisor | None = None
@@ -169,7 +173,10 @@ def _run_up(args: argparse.Namespace, data_dir: Path, ports: list[int]) -> int:
             _wait_healthy(port, list(supervisor.procs.values()), args.startup_timeout)
         from esb.auth import mint_token
 
-        token = mint_token(settings, tenant=args.tenant, subject="dev-admin", roles=["operator"])
+        # the dev token may do everything in its tenant (admin) and see unattributed dead
+        # letters (operator); ADR 0015
+        token = mint_token(settings, tenant=args.tenant, subject="dev-admin",
+                           roles=["admin", "operator"])
         print(json.dumps({
             "status": "running",
             "broker": settings.broker + (" (embedded Tansu)" if broker else ""),
@@ -246,13 +253,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     """Mint a token; a tenant the bus would refuse (malformed, reserved) fails here, clearly."""
     from esb.auth import mint_token
-    from esb.errors import InvalidRequest
+    from esb.errors import ConfigurationError, InvalidRequest
     from esb.settings import get_settings
 
     try:
         token = mint_token(get_settings(), tenant=args.tenant, subject=args.subject,
-                           roles=args.role or [], ttl_s=args.ttl)
-    except InvalidRequest as exc:
+                           roles=args.role, scopes=args.scope, ttl_s=args.ttl)
+    except (InvalidRequest, ConfigurationError) as exc:
         print(f"esb token: {exc.message}", file=sys.stderr)
         return 2
     print(token)
@@ -298,7 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="mint a development JWT (HS256)")
     token.add_argument("--tenant", required=True)
     token.add_argument("--subject", default="dev")
-    token.add_argument("--role", action="append", help="e.g. operator (repeatable)")
+    token.add_argument("--role", action="append",
+                       help="admin, operator, publisher, subscriber or reader (repeatable; "
+                            "default admin); see the README's Security section")
+    token.add_argument("--scope", action="append",
+                       help="narrow a permission, e.g. 'publish:orders-*' (stream glob) or "
+                            "'publish:type:order.*' (event-type glob); repeatable")
     token.add_argument("--ttl", type=int, default=86400)
     token.set_defaults(func=cmd_token)
 
@@ -312,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--latency-seconds", type=float, default=5.0)
     bench.add_argument("--concurrency", type=int, default=64, help="HTTP clients (publish)")
     bench.add_argument("--batch-size", type=int, default=100, help="events per HTTP batch")
+    bench.add_argument("--tracing", action="store_true",
+                       help="pipeline: router throughput with tracing off, 1%% and 100%% sampled")
     bench.set_defaults(func=cmd_bench)
     from esb import cli_ops
 
@@ -319,8 +333,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging() -> None:
+    """``ESB_LOG_LEVEL``/``ESB_LOG_FORMAT`` for the CLI's own log lines (ADR 0019); the workers
+    ``esb up`` starts inherit the same variables and apply them themselves."""
+    from esb.errors import ConfigurationError
+    from esb.observability import logging as obs_logging
+    from esb.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ConfigurationError:
+        return  # the command itself reports the bad variable
+    # a command's own default is quiet (warnings); ESB_LOG_LEVEL set says otherwise
+    level = settings.log_level if "ESB_LOG_LEVEL" in os.environ else "warning"
+    obs_logging.configure(level, settings.log_format)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging()
     return int(args.func(args))
 
 

@@ -32,7 +32,9 @@ from aiokafka.errors import KafkaError
 
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.errors import BrokerUnavailable, StorageUnavailable
+from esb.kafka_security import kafka_client_options
 from esb.metrics import CONSUMER_BACKOFFS, CONSUMER_POISON
+from esb.observability import context as log_context
 from esb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,7 +123,7 @@ def build_consumer(settings: Settings, group_id: str | None, *, client_id: str |
     """The one place consumer options are chosen: manual commits, earliest, bounded fetch wait,
     the group timeouts of the settings. ``overrides`` wins."""
     options: dict[str, Any] = dict(
-        bootstrap_servers=settings.bootstrap_servers, group_id=group_id,
+        **kafka_client_options(settings), group_id=group_id,
         client_id=client_id or group_id or f"{settings.app_id}-reader",
         enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -179,6 +181,9 @@ class ConsumerLoop(ConsumerRebalanceListener):
         self._polling: dict[TopicPartition, tuple[int, int]] = {}
         #: the last offset this loop committed, per partition (a rewind never goes before it)
         self._committed: dict[TopicPartition, int] = {}
+        #: partitions :meth:`hold` paused in the poll being handled: the offset to resume at
+        self._held: dict[TopicPartition, int] = {}
+        self._hold_timers: dict[TopicPartition, asyncio.TimerHandle] = {}
 
     # --- hooks for stages -----------------------------------------------------------------
     async def handle(self, batches: Batches) -> Sequence[Awaitable[Any]] | None:
@@ -220,6 +225,41 @@ class ConsumerLoop(ConsumerRebalanceListener):
             failure=failure)
         await future
 
+    def hold(self, tp: TopicPartition, offset: int, wait_s: float) -> None:
+        """Called from :meth:`handle`: stop reading ``tp`` at ``offset`` for ``wait_s`` seconds,
+        then read it again from there. The poll commits only the records before ``offset``, so
+        a held record is neither lost nor dead-lettered (e.g. a tenant over its publish quota);
+        the loop's other partitions keep flowing."""
+        consumer = self.consumer
+        assert consumer is not None
+        self._held[tp] = min(offset, self._held.get(tp, offset))
+        consumer.pause(tp)
+        consumer.seek(tp, self._held[tp])
+        timer = self._hold_timers.pop(tp, None)
+        if timer is not None:
+            timer.cancel()
+        self._hold_timers[tp] = asyncio.get_running_loop().call_later(
+            max(wait_s, 0.0), self._release, tp)
+
+    def _release(self, tp: TopicPartition) -> None:
+        self._hold_timers.pop(tp, None)
+        if self.consumer is not None and tp in self.assigned:
+            self.consumer.resume(tp)
+
+    def _cancel_holds(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in partitions:
+            timer = self._hold_timers.pop(tp, None)
+            if timer is not None:
+                timer.cancel()
+
+    def _uncommitted(self, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """``offsets`` to commit after a poll, short of what :meth:`hold` kept back."""
+        held, self._held = self._held, {}
+        for tp, offset in held.items():
+            if tp in offsets:
+                offsets[tp] = min(offsets[tp], offset)
+        return offsets
+
     # --- life cycle -----------------------------------------------------------------------
     def _build(self) -> AIOKafkaConsumer:
         return build_consumer(self.runtime.settings, self.group_id,
@@ -234,10 +274,13 @@ class ConsumerLoop(ConsumerRebalanceListener):
             self.consumer.subscribe(pattern=self.pattern, listener=self)
         elif self.topics:
             self.consumer.subscribe(self.topics, listener=self)
-        self.task = asyncio.ensure_future(self._loop())
+        # its own context: not the tenant or trace of a request that happened to start it
+        self.task = asyncio.get_running_loop().create_task(self._loop(),
+                                                           context=log_context.detached())
 
     async def stop(self) -> None:
         self.stopping = True
+        self._cancel_holds(list(self._hold_timers))
         if self.task is not None and self.task is not asyncio.current_task():
             try:
                 await asyncio.wait_for(asyncio.shield(self.task), 15.0)
@@ -261,6 +304,7 @@ class ConsumerLoop(ConsumerRebalanceListener):
             with contextlib.suppress(Exception):
                 await self.drain()
             self.assigned -= set(revoked)
+            self._cancel_holds(revoked)
             for tp in revoked:
                 self.suspects.pop(tp, None)
                 self._committed.pop(tp, None)
@@ -335,7 +379,8 @@ class ConsumerLoop(ConsumerRebalanceListener):
             self._polling = {}
             self.inflight.append(_Inflight(
                 list(futures or ()), {tp: records[0].offset for tp, records in batches.items()},
-                {tp: records[-1].offset + 1 for tp, records in batches.items()}))
+                self._uncommitted({tp: records[-1].offset + 1
+                                   for tp, records in batches.items()})))
             while self.inflight and (len(self.inflight) >= self.max_inflight
                                      or _done(self.inflight[0].futures)):
                 await self._complete(self.inflight.popleft())
@@ -363,6 +408,11 @@ class ConsumerLoop(ConsumerRebalanceListener):
         await self.after_commit()
 
     async def _handle_alone(self, tp: TopicPartition, record: Any) -> None:
+        # a replayed record is the one a log line is about: name its event (ADR 0019)
+        with log_context.bound(**log_context.from_headers(record.headers or ())):
+            await self._handle_alone_bound(tp, record)
+
+    async def _handle_alone_bound(self, tp: TopicPartition, record: Any) -> None:
         try:
             futures = await self.handle({tp: [record]})
             if futures:
@@ -385,7 +435,7 @@ class ConsumerLoop(ConsumerRebalanceListener):
             await self.commit({tp: record.offset + 1})
             return
         if self.commit_after_handle:
-            await self.commit({tp: record.offset + 1})
+            await self.commit(self._uncommitted({tp: record.offset + 1}))
 
     def _seek(self, tp: TopicPartition, offset: int) -> None:
         if self.consumer is not None and tp in self.assigned:
@@ -423,6 +473,7 @@ class ConsumerLoop(ConsumerRebalanceListener):
                 ranges[tp] = (min(first, start), max(last, batch.offsets[tp] - 1))
         self.inflight.clear()
         self._polling = {}
+        self._held = {}  # a held partition stays paused; it is read again from the rewind point
         if isolate:
             for tp, (_, last) in ranges.items():
                 self.suspects[tp] = max(self.suspects.get(tp, -1), last)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import Counter as Tally
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from psycopg.types.json import Jsonb
 from esb.deadletter import parse_count, split_headers, time_or, utc_now
 from esb.envelope import attributes_for_display
 from esb.errors import InvalidRequest, NotFound
+from esb.metrics import DEAD_LETTERS, flush_tally
 
 UNATTRIBUTED = ""
 
@@ -208,3 +210,11 @@ def _render(row: dict[str, Any]) -> dict[str, Any]:
         }
         out["_raw"] = (key, value, [(k, base64.b64decode(v)) for k, v in headers])
     return out
+
+
+def count_dead_letters(rows: Sequence[DeadLetterRow]) -> None:
+    """``esb_dead_letters_total`` by tenant, stage and reason for rows just indexed: every
+    stage's dead letters pass through the index, so this one counter covers them all."""
+    tally: Tally[tuple[str, ...]] = Tally(
+        (p["tenant_id"], p["stage"][:64], p["reason"][:64]) for p in (r.to_params() for r in rows))
+    flush_tally(DEAD_LETTERS, tally)

@@ -249,9 +249,10 @@ def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> No
             proc.wait()
 
 
-def worker_command(web_port: int, log_level: str = "info") -> list[str]:
-    return [sys.executable, "-m", "faust", "-A", "esb.app", "worker", "-l", log_level,
-            "--web-port", str(web_port)]
+def worker_command(web_port: int, log_level: str = "info", *, quiet: bool = False) -> list[str]:
+    """``quiet``: no Faust banner on stdout (with ``ESB_LOG_FORMAT=json`` every line is JSON)."""
+    return [sys.executable, "-m", "faust", "-A", "esb.app", *(["--quiet"] if quiet else []),
+            "worker", "-l", log_level, "--web-port", str(web_port)]
 
 
 def spawn_worker(env: dict[str, str], web_port: int, log_path: Path | None = None,
@@ -264,7 +265,9 @@ def spawn_worker(env: dict[str, str], web_port: int, log_path: Path | None = Non
         log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(log_path, "ab")  # noqa: SIM115  inherited by the child
     try:
-        return subprocess.Popen(worker_command(web_port, log_level), env=full_env, stdout=out,
+        quiet = full_env.get("ESB_LOG_FORMAT", "").lower() == "json"
+        return subprocess.Popen(worker_command(web_port, log_level, quiet=quiet), env=full_env,
+                                stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_die_hard_with_parent if parent_bound else None)
     finally:

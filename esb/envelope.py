@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from esb import ids
 from esb.errors import InvalidRequest, ValidationFailed
+from esb.observability.tracecontext import TRACE_ATTRIBUTES, check_trace_attribute
 from esb.topics import Priority
 
 SPECVERSION = "1.0"
@@ -261,7 +262,16 @@ def check_attribute(name: str, value: Any) -> str:
         raise InvalidRequest(f"attribute {name!r} is longer than {limit} characters", field=name)
     if not value.isprintable() and any(ch < " " or ch == "\x7f" for ch in value):
         raise InvalidRequest(f"attribute {name!r} contains control characters", field=name)
+    if name in TRACE_ATTRIBUTES:
+        _check_trace(name, value)
     return value
+
+
+def _check_trace(name: str, value: str) -> None:
+    """The CloudEvents distributed-tracing extension carries W3C values, or nothing (ADR 0019)."""
+    problem = check_trace_attribute(name, value)
+    if problem is not None:
+        raise InvalidRequest(problem, field=name)
 
 
 ID_ATTRIBUTES = frozenset({"id", "type", "aggregateid", "partitionkey", "correlationid",
@@ -375,6 +385,9 @@ def attributes_from_kafka_headers(headers: Iterable[tuple[str, bytes | None]]
             attrs[key[3:]] = text
         elif key == "content-type":
             content_type = _header_text(key, value)
+    if "traceparent" in attrs or "tracestate" in attrs:
+        for name in TRACE_ATTRIBUTES & attrs.keys():
+            _check_trace(name, attrs[name])
     return attrs, content_type
 
 

@@ -8,10 +8,13 @@ map exceptions by hand::
     ├── ConfigurationError        start-up settings are wrong (the operator must fix them)
     ├── AuthenticationError  401  no/invalid/expired bearer token
     ├── PermissionDenied     403  authenticated, but not allowed (e.g. another tenant)
+    │   ├── MissingRole      403  no role of the token grants the route's permission
+    │   └── OutOfScope       403  the token's scopes exclude that stream or event type
     ├── NotFound             404  a stream, schema, dead letter … does not exist for this tenant
     ├── Conflict             409  the write contradicts current state
     │   ├── AlreadyExists    409  a resource of that name exists
-    │   └── VersionConflict  409  optimistic-concurrency check failed (carries current_version)
+    │   ├── VersionConflict  409  optimistic-concurrency check failed (carries current_version)
+    │   └── QuotaExceeded    409  a tenant's count quota is used up (carries limit, maximum)
     ├── PayloadTooLarge      413  a body or event exceeds the configured limit
     ├── InvalidRequest       400  malformed body (bad JSON, wrong shape)
     ├── ValidationFailed     422  well-formed, but violates a rule or schema (carries paths)
@@ -135,6 +138,18 @@ class PermissionDenied(EsbError):
     http_status = 403
 
 
+class MissingRole(PermissionDenied):
+    """Authenticated, but no role of the token grants what the route needs (esb.authz)."""
+
+    code = "missing_role"
+
+
+class OutOfScope(PermissionDenied):
+    """The role is there, but the token's ``esb_scopes`` narrow it to other streams/types."""
+
+    code = "out_of_scope"
+
+
 class NotFound(EsbError):
     code = "not_found"
     http_status = 404
@@ -155,6 +170,15 @@ class VersionConflict(Conflict):
     def __init__(self, message: str, *, current_version: int, **details: Any) -> None:
         super().__init__(message, current_version=current_version, **details)
         self.current_version = current_version
+
+
+class QuotaExceeded(Conflict):
+    """Creating one more would exceed the tenant's count quota; ``limit`` names it."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, limit: str, maximum: int, **details: Any) -> None:
+        super().__init__(message, limit=limit, maximum=maximum, **details)
 
 
 class PayloadTooLarge(EsbError):

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata
 
 from esb.errors import BrokerUnavailable, ValidationFailed
+from esb.kafka_security import kafka_client_options
 from esb.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class ProducerPool:
         async with self._lock:
             if codec not in self._producers:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self._settings.bootstrap_servers,
+                    **kafka_client_options(self._settings),
                     client_id=f"{self._settings.app_id}-{codec or 'plain'}",
                     acks="all",
                     compression_type=codec,
@@ -129,7 +130,7 @@ class TopicAdmin:
         async with self._lock:
             if self._client is None:
                 client = AIOKafkaAdminClient(
-                    bootstrap_servers=self._settings.bootstrap_servers, request_timeout_ms=15000
+                    **kafka_client_options(self._settings), request_timeout_ms=15000
                 )
                 try:
                     await client.start()
@@ -166,6 +167,27 @@ class TopicAdmin:
             pass
         except KafkaError as exc:
             raise BrokerUnavailable(f"creating topics failed: {exc}") from exc
+        await self._await_leaders({s.name: s.partitions for s in missing})
+
+    async def _await_leaders(self, partitions: dict[str, int], timeout_s: float = 10.0) -> None:
+        """Return once every partition of the new topics has a leader, so that a publish right
+        after the create is not parked in the producer waiting for one (it then fails after the
+        whole request timeout). Best effort: a broker still electing after ``timeout_s`` is
+        left to the producer's own retries."""
+        admin = await self._admin()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        pending = dict(partitions)
+        while pending and asyncio.get_running_loop().time() < deadline:
+            try:
+                described = await admin.describe_topics(list(pending))
+            except KafkaError:
+                described = []
+            for item in described:
+                led = [p for p in item.get("partitions", []) if p.get("leader", -1) >= 0]
+                if not item.get("error_code") and len(led) >= pending.get(item.get("topic"), 0):
+                    pending.pop(item["topic"], None)
+            if pending:
+                await asyncio.sleep(0.1)
 
     async def partitions_for(self, topic: str) -> int | None:
         admin = await self._admin()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from esb.crypto.personal import NoDataSubject, PersonalData
 from esb.envelope import ID_ATTRIBUTES, MAX_ID_CHARS, is_json
 from esb.errors import EsbError
 from esb.streams import StreamDirectory
@@ -72,6 +73,8 @@ class PayloadChecks:
     def __init__(self) -> None:
         self.checks: list[PayloadCheck] = []
         self.encoders: dict[str, PayloadEncoder] = {}
+        #: seals personal fields; set once the subject key store is open (docs/adr/0018)
+        self.personal_data: PersonalData | None = None
 
     def register(self, check: PayloadCheck) -> None:
         self.checks.append(check)
@@ -104,6 +107,8 @@ class Decision:
     content_type: str
     #: the data was re-encoded (e.g. JSON → Avro), so the content type changed
     reencoded: bool
+    #: the stream marks personal fields: ``PublishDecision.seal`` must encrypt them
+    personal: bool = False
 
 
 class PublishDecision:
@@ -162,6 +167,10 @@ class PublishDecision:
                 self.payload_checks(tenant, headers, data, content_type)
             except EsbError as exc:
                 raise Rejected("schema_violation", exc.message, tenant, **exc.details) from None
+        personal = data is not None and bool(stream.get("personal_fields"))  # ~free if unset
+        if personal and not is_json(content_type):
+            raise Rejected("invalid_attribute", "this stream marks personal fields, so its "
+                                                "events must carry JSON data", tenant)
         reencoded = False
         encoder = self.payload_checks.encoder_for(stream, content_type)
         if encoder is not None and data is not None:
@@ -171,7 +180,23 @@ class PublishDecision:
                 raise Rejected("schema_violation", exc.message, tenant, **exc.details) from None
             reencoded = True
         return Decision(stream, stream["topics"][priority.value], priority,
-                        codec_of(stream), data, content_type, reencoded)
+                        codec_of(stream), data, content_type, reencoded, personal)
+
+    async def seal(self, decided: Decision, attrs: Mapping[str, str], tenant: str) -> bytes:
+        """The one place personal fields are encrypted, for both publish paths (called only
+        when ``decided.personal``): the data as it must be stored."""
+        assert decided.data is not None
+        personal_data = self.payload_checks.personal_data
+        if personal_data is None:
+            raise Rejected("invalid_attribute", "personal fields cannot be sealed: this "
+                                                "replica has no subject key store", tenant)
+        try:
+            return await personal_data.seal_event(tenant, decided.stream, attrs,
+                                                       decided.data)
+        except NoDataSubject as exc:
+            raise Rejected("missing_attribute", exc.message, tenant) from None
+        except ValueError:
+            raise Rejected("undecodable", "event data is not valid JSON", tenant) from None
 
 
 def codec_of(stream: Mapping[str, Any]) -> str | None:

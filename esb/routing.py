@@ -19,7 +19,7 @@ from esb.envelope import (
     envelopes_from_structured,
 )
 from esb.errors import EsbError
-from esb.publish_decision import PayloadChecks, PublishDecision, Rejected
+from esb.publish_decision import Decision, PayloadChecks, PublishDecision, Rejected
 from esb.stage_history import HISTORY_HEADER
 from esb.streams import StreamDirectory
 
@@ -38,6 +38,8 @@ class Route:
     lane: str
     event_type: str
     has_history: bool = False
+    #: personal fields to seal before producing: ``IngressRouter.seal``
+    sealing: tuple[Decision, dict[str, str]] | None = None
 
 
 class IngressRouter:
@@ -83,7 +85,15 @@ class IngressRouter:
             lane=decided.priority.value,
             event_type=attrs["type"],
             has_history=any(k == HISTORY_HEADER for k, _ in headers),
+            sealing=(decided, attrs) if decided.personal else None,
         )
+
+    async def seal(self, route: Route) -> None:
+        """Encrypt the route's personal fields (only for routes with ``sealing``)."""
+        assert route.sealing is not None
+        decided, attrs = route.sealing
+        route.value = await self.decision.seal(decided, attrs, route.tenant)
+        route.sealing = None
 
 
 def _structured_to_binary(value: bytes | None, tenant: str | None

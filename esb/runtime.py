@@ -15,10 +15,14 @@ from esb.auth import Authenticator
 from esb.catalog import MetadataCatalog
 from esb.consumer_kit import HealthBoard
 from esb.deadletter_store import DeadLetterStore
+from esb.delivery.ratelimit import InMemoryRateLimiter
+from esb.delivery.ratelimit_redis import RedisRateLimiter
 from esb.idempotency import IdempotencyStore, MemoryBackend, RedisBackend
+from esb.jobs import JobBook
 from esb.kafka import ProducerPool, TopicAdmin, TopicSpec
 from esb.publish_decision import PayloadChecks
 from esb.publishing import Publisher
+from esb.quotas import PublishQuota, QuotaBook, QuotaLimits
 from esb.settings import Settings
 from esb.streams import StreamService
 from esb.tenancy import TenantSlots
@@ -37,18 +41,24 @@ class Runtime(Service):
         self.admin = TopicAdmin(settings)
         self.catalog = MetadataCatalog(settings, self.producers, self.admin, self.topics.metadata,
                                        loop=self.loop, beacon=self.beacon)
+        #: per-tenant quotas (ADR 0016): limits from settings + catalog, the publish budget
+        self.quotas = QuotaBook(QuotaLimits.from_settings(settings), self.catalog)
+        self.publish_quota = PublishQuota(self.quotas, InMemoryRateLimiter())
+        self.jobs = JobBook(self.catalog)  # long operations: status and progress
         self.streams = StreamService(self.catalog, self.admin, self.topics,
                                      ingress_partitions=settings.default_partitions,
-                                     ingress_replication=settings.internal_replication_factor)
+                                     ingress_replication=settings.internal_replication_factor,
+                                     quotas=self.quotas)
         self.payload_checks = PayloadChecks()
         self.publisher = Publisher(self.streams.directory, self.producers,
                                    max_event_bytes=settings.max_event_bytes,
                                    payload_checks=self.payload_checks,
-                                   sync=self.catalog.sync)
+                                   sync=self.catalog.sync, quota=self.publish_quota)
         self.redis: Any = None
         self.idempotency = IdempotencyStore(MemoryBackend(), ttl_s=settings.idempotency_ttl_s)
         self.database: Any = None
         self.dead_letters: DeadLetterStore | None = None
+        self.personal_data: Any = None  # esb.crypto.personal.PersonalData once the DB is open
         self._extra_children: list[Service] = []
         #: which Kafka consumer loops are backing off on an infrastructure failure
         self.consumer_board = HealthBoard()
@@ -70,6 +80,7 @@ class Runtime(Service):
             import redis.asyncio as aioredis
 
             self.redis = aioredis.from_url(self.settings.redis_url.get_secret_value())
+            self.publish_quota.use(RedisRateLimiter(self.redis, prefix=f"{self.topics.prefix}:"))
             self.idempotency = IdempotencyStore(RedisBackend(self.redis),
                                                 ttl_s=self.settings.idempotency_ttl_s)
         await self.add_runtime_dependency(self.catalog)
@@ -104,3 +115,14 @@ class Runtime(Service):
                                  max_size=self.settings.database_pool_size)
         await self.database.open()
         self.dead_letters = DeadLetterStore(self.database)
+        self._open_subject_keys()
+
+    def _open_subject_keys(self) -> None:
+        """Personal fields (ADR 0018): sealed at publish, opened on reads, erased by key."""
+        from esb.crypto.config import load_master_key
+        from esb.crypto.keystore import SubjectKeyStore
+        from esb.crypto.personal import PersonalData
+
+        self.personal_data = PersonalData(SubjectKeyStore(self.database,
+                                                          load_master_key(self.settings)))
+        self.payload_checks.personal_data = self.personal_data

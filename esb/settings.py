@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ESB_", frozen=True, extra="ignore")
 
     # --- identity & placement -------------------------------------------------------------
+    mode: Literal["development", "production"] = Field(
+        "production",
+        description="production (the default) refuses weak or missing security settings; "
+                    "`esb up`, `esb bench` and the test suite run in development")
     app_id: str = Field("esb", description="Faust app id; also the consumer-group prefix")
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="RocksDB tables, embedded services, dev secret")
     topic_prefix: str = Field("esb", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
@@ -65,11 +69,20 @@ class Settings(BaseSettings):
                                 description="deepest accepted JSON nesting in a request body")
     max_ws_per_tenant: int = Field(32, ge=1, le=100000,
                                    description="open WebSocket connections per tenant per replica")
+    monitor_interval_s: float = Field(
+        15.0, ge=0.2, le=3600,
+        description="how often consumer lag and the data directory's size are scanned (ADR 0020)")
 
     # --- auth -----------------------------------------------------------------------------
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_secret: SecretStr | None = Field(None, description="HS256 key; dev key generated if unset")
-    jwt_public_key: str | None = Field(None, description="PEM public key (RS256)")
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 key; dev key generated if unset (development mode only)")
+    jwt_public_key: str | None = Field(None, description="PEM public key (RS256 or ES256)")
+    # roles and JWKS (ADR 0015): issuer and audience are required in production mode
+    jwt_jwks_url: str | None = Field(
+        None, description="IdP JWKS URL: RS256/ES256 keys by kid, refetched on rotation")
+    jwt_jwks_refresh_s: float = Field(300.0, ge=1, le=86400,
+                                      description="refetch the JWKS at least this often")
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
 
@@ -80,7 +93,51 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(None, description="shared fast state; in-process if unset")
     idempotency_ttl_s: int = Field(86400, ge=60)
 
+    # --- audit trail (ADR 0017) -----------------------------------------------------------
+    audit_signing_key: SecretStr | None = Field(
+        None, description="Ed25519 key (PEM, or base64 of the 32-byte seed) signing audit "
+                          "checkpoints; generated in the data dir in development mode only")
+    audit_checkpoint_interval_s: float = Field(
+        60.0, ge=0.5, le=86400, description="how often a worker signs grown audit logs")
+
+    # --- quotas per tenant: defaults; overrides per tenant via PUT /api/v1/quotas (ADR 0016) --
+    quota_publish_events_per_s: float = Field(
+        0, ge=0, le=1e9, description="events/s a tenant may publish, HTTP and Kafka ingress together; "
+                             "0 = unlimited")
+    quota_publish_bytes_per_s: float = Field(0, ge=0, le=1e12,
+                                             description="payload bytes/s; 0 = unlimited")
+    quota_burst_s: float = Field(1.0, gt=0, le=60,
+                                 description="seconds of a publish rate a tenant may spend at once")
+    quota_max_streams: int = Field(1000, ge=0, le=10**9, description="streams per tenant; 0 = unlimited")
+    quota_max_partitions: int = Field(
+        12000, ge=0, le=10**9, description="partitions summed over a tenant's streams; 0 = unlimited")
+    quota_max_processors: int = Field(200, ge=0, le=10**9, description="stream processors; 0 = unlimited")
+    quota_max_patterns: int = Field(200, ge=0, le=10**9, description="CEP patterns; 0 = unlimited")
+    quota_max_subscriptions: int = Field(1000, ge=0, le=10**9, description="subscriptions; 0 = unlimited")
+    quota_max_schemas: int = Field(5000, ge=0, le=10**9, description="schema subjects; 0 = unlimited")
+    quota_max_read_models: int = Field(200, ge=0, le=10**9, description="read models; 0 = unlimited")
+
+    # --- encryption and transport security (ADR 0018) -----------------------------------
+    master_key: SecretStr | None = Field(
+        None, description="base64 of 32 bytes: wraps the per-data-subject keys of personal "
+                          "fields; or ESB_MASTER_KEY_FILE; dev key in data_dir in development")
+    master_key_file: Path | None = Field(None, description="file holding ESB_MASTER_KEY")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (mTLS)")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client private key (mTLS)")
+    kafka_ssl_check_hostname: bool = True
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # --- observability (ADR 0019; tracing itself is configured by the standard OTEL_* vars) --
+    log_format: Literal["json", "console"] = Field(
+        "console", description="json: one JSON object per line (production); console: text")
+    traces_file: Path | None = Field(
+        None, description="with OTEL_TRACES_EXPORTER=console: append spans here as JSON lines")
 
     @field_validator("broker")
     @classmethod

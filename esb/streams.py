@@ -8,9 +8,9 @@ invalidates whenever a stream changes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from esb.catalog import CatalogState, MetadataCatalog
 from esb.errors import AlreadyExists, NotFound, ValidationFailed
@@ -18,7 +18,11 @@ from esb.globs import compile_globs
 from esb.kafka import COMPRESSION, TopicAdmin, TopicSpec
 from esb.topics import NAME_RE, Priority, TopicNames, check_name
 
+if TYPE_CHECKING:
+    from esb.quotas.limits import QuotaBook
+
 KIND = "stream"
+_FIELD_PATH = r"^[A-Za-z_$][A-Za-z0-9_$-]{0,63}(\.[A-Za-z0-9_$-]{1,64}){0,15}$"
 
 
 class StreamCreate(BaseModel):
@@ -41,6 +45,18 @@ class StreamCreate(BaseModel):
     default_serialization: Literal["JSON", "AVRO", "PROTOBUF"] = "JSON"
     cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
     tenant_id: str | None = None
+    personal_fields: list[Annotated[str, Field(pattern=_FIELD_PATH)]] = Field(
+        default_factory=list, max_length=64,
+        description="dotted paths into the event data encrypted per data subject (ADR 0018)")
+    subject_field: str | None = Field(
+        None, pattern=_FIELD_PATH,
+        description="path of the data subject's id in the data; default: the aggregate id")
+
+    @model_validator(mode="after")
+    def _personal_needs_json(self) -> StreamCreate:
+        if self.personal_fields and self.default_serialization != "JSON":
+            raise ValueError("personal_fields need default_serialization JSON")
+        return self
 
     @field_validator("compression_type", "compression", mode="before")
     @classmethod
@@ -122,8 +138,10 @@ class StreamService:
     """Create and read streams; topics first, then the catalog record (topic creation is idempotent)."""
 
     def __init__(self, catalog: MetadataCatalog, admin: TopicAdmin, topics: TopicNames, *,
-                 ingress_partitions: int = 6, ingress_replication: int = 1) -> None:
+                 ingress_partitions: int = 6, ingress_replication: int = 1,
+                 quotas: QuotaBook | None = None) -> None:
         self.ingress_partitions = ingress_partitions
+        self.quotas = quotas
         self.ingress_replication = ingress_replication
         self.catalog = catalog
         self.admin = admin
@@ -137,6 +155,11 @@ class StreamService:
         if self.directory.get(tenant, req.stream_name) is not None:
             raise AlreadyExists(f"stream {req.stream_name!r} already exists",
                                 stream_id=stream_id_for(req.stream_name))
+        if self.quotas is not None:  # before any topic is created (ADR 0016)
+            mine = self.directory.list(tenant)
+            self.quotas.check_count(tenant, "max_streams", len(mine))
+            self.quotas.check_count(tenant, "max_partitions",
+                                    sum(int(s.get("partitions", 0)) for s in mine), req.partitions)
         brokers = await self.admin.broker_count()
         if req.replication_factor > brokers:
             raise ValidationFailed(
@@ -174,6 +197,8 @@ class StreamService:
             "compression_type": req.compression_type,
             "default_serialization": req.default_serialization,
             "cleanup_policy": req.cleanup_policy,
+            "personal_fields": req.personal_fields,
+            "subject_field": req.subject_field,
             "status": "ACTIVE",
             "created_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "created_by": user,

@@ -7,21 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# the server's own enums where the seed's are the same (one definition, no drift)
+from esb.delivery.models import DeliveryMode
+from esb.processing.models import ProcessorType
+from esb.topics import Priority as EventPriority
 
-class ProcessorType(StrEnum):
-    FILTER = "FILTER"
-    MAP = "MAP"
-    AGGREGATE = "AGGREGATE"
-    WINDOW = "WINDOW"
-    JOIN = "JOIN"
-    CUSTOM = "CUSTOM"
-
-
-class EventPriority(StrEnum):
-    CRITICAL = "CRITICAL"
-    HIGH = "HIGH"
-    NORMAL = "NORMAL"
-    LOW = "LOW"
+__all__ = ["CompressionType", "DeliveryMode", "EventConfig", "EventPriority", "ProcessorType",
+           "SerializationFormat", "StreamConfig", "SubscriptionConfig", "as_body"]
 
 
 class CompressionType(StrEnum):
@@ -36,12 +28,6 @@ class SerializationFormat(StrEnum):
     JSON = "JSON"
     AVRO = "AVRO"
     PROTOBUF = "PROTOBUF"
-
-
-class DeliveryMode(StrEnum):
-    AT_MOST_ONCE = "at_most_once"
-    AT_LEAST_ONCE = "at_least_once"
-    EXACTLY_ONCE = "exactly_once"
 
 
 class _Config(BaseModel):

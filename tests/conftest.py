@@ -17,6 +17,10 @@ import pytest
 from esb.embedded import EmbeddedBroker
 from tests.support import Api, WorkerGroup, env_or
 
+# the suite runs the bus in development mode (dev keys, no issuer/audience); tests of production
+# mode set ESB_MODE themselves
+os.environ.setdefault("ESB_MODE", "development")
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 

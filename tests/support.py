@@ -64,9 +64,11 @@ class WorkerGroup:
     def settings(self) -> Settings:
         return Settings(data_dir=self.tmp / self.prefix, topic_prefix=self.prefix)
 
-    def token(self, tenant: str, *, roles: list[str] | None = None, subject: str = "tester"
-              ) -> str:
-        return mint_token(self.settings, tenant=tenant, subject=subject, roles=roles)
+    def token(self, tenant: str, *, roles: list[str] | None = None, subject: str = "tester",
+              scopes: list[str] | None = None) -> str:
+        """Roles default to admin of ``tenant`` (mint_token); ``roles=[]`` may do nothing."""
+        return mint_token(self.settings, tenant=tenant, subject=subject, roles=roles,
+                          scopes=scopes)
 
     def start(self, port: int | None = None, **env: str) -> int:
         port = port or free_port()

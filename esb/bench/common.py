@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -95,7 +96,7 @@ def bench_env() -> Iterator[BenchEnv]:
     with tempfile.TemporaryDirectory(prefix="esb-bench-") as tmp:
         env = {"ESB_BROKER": url, "ESB_TOPIC_PREFIX": prefix, "ESB_APP_ID": prefix,
                "ESB_DATA_DIR": tmp, "ESB_GROUP_REBALANCE_TIMEOUT_MS": "3000",
-               "ESB_DATABASE_SCHEMA": prefix}
+               "ESB_DATABASE_SCHEMA": prefix, "ESB_MODE": "development"}
         if os.environ.get("ESB_DATABASE_URL"):
             env["ESB_DATABASE_URL"] = os.environ["ESB_DATABASE_URL"]
         try:
@@ -117,6 +118,9 @@ def worker(benv: BenchEnv, **extra_env: str) -> Iterator[tuple[Any, int]]:
                         benv.data_dir / f"worker-{port}.log")
     try:
         wait_healthy(port, proc)
+        # to watch it (README "Monitoring"): no secret here, a token needs the data directory
+        print(f"esb bench: worker http://127.0.0.1:{port} (ESB_DATA_DIR={benv.data_dir})",
+              file=sys.stderr, flush=True)
         yield proc, port
     finally:
         stop_process(proc)

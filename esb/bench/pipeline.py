@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections import deque
 from typing import Any
@@ -232,8 +233,62 @@ async def register_bench_schema(port: int, token: str) -> None:
                              {"name": "positive_total", "rule": "total >= 0.0"}]}})
 
 
+#: ``--tracing`` phases: name -> the worker's OTEL_* environment (ADR 0019)
+TRACING_PHASES: dict[str, dict[str, str]] = {
+    "tracing_off": {},
+    "tracing_1pct": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                     "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    "tracing_100pct": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
+
+
+def run_tracing_cost(args: Any) -> dict[str, Any]:
+    """The router's throughput with tracing off, at 1 % and at 100 % sampling (spans exported
+    over OTLP/HTTP to a local sink), each as a ratio to raw passthrough and to tracing off."""
+    from esb.bench.common import STAGE_ONLY_ENV
+    from esb.bench.otlp_sink import OtlpSink
+    from esb.embedded import free_port, spawn_worker, stop_process
+
+    payload = make_payload(args.payload_bytes)
+    phases: dict[str, Any] = {}
+    with bench_env() as benv, OtlpSink() as sink:
+        ingress = f"{benv.prefix}.{TENANT}.ingress"
+        group = f"{benv.prefix}-router-normal"
+        with worker(benv, ESB_ROUTER_ENABLED="false") as (_api, port):
+            baseline = run_async(raw_passthrough(benv, args.events, payload))
+            run_async(create_stream(port, token_for(benv, TENANT)))
+        for done, (name, otel) in enumerate(TRACING_PHASES.items()):
+            env = ({"OTEL_TRACES_EXPORTER": "otlp",
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": sink.endpoint, **otel} if otel
+                   else {"OTEL_TRACES_EXPORTER": "none"})
+            print(f"esb bench: phase {name}", file=sys.stderr, flush=True)
+            run_async(preload(benv.bootstrap, ingress, args.events, payload))
+            exported = sink.requests
+            # not health-gated: on a loaded machine the backlog was routed before /health said
+            # 200; the rate counts from the router's first commit
+            proc = spawn_worker({**benv.env, **STAGE_ONLY_ENV, **env}, free_port(),
+                                benv.data_dir / f"router-{name}.log")
+            try:
+                routed = run_async(wait_committed(benv.bootstrap, group, ingress, args.events,
+                                                  timeout=900, already=done * args.events))
+            finally:
+                stop_process(proc)
+            phases[name] = {**routed,
+                            "ratio": round(routed["events_per_s"] / baseline["events_per_s"], 3),
+                            "otlp_exports": sink.requests - exported}
+    off = phases["tracing_off"]["events_per_s"]
+    for phase in phases.values():
+        phase["ratio_to_tracing_off"] = round(phase["events_per_s"] / off, 3)
+    return {"benchmark": "pipeline", "mode": "tracing", "events": args.events,
+            "payload_bytes": len(payload), "baseline_raw_aiokafka_passthrough": baseline,
+            **phases}
+
+
 def run_pipeline(args: Any) -> dict[str, Any]:
-    """Baseline, then the router with schema validation off, then on (same stream, same run)."""
+    """Baseline, then the router with schema validation off, then on (same stream, same run).
+    ``--tracing``: the cost of tracing instead (:func:`run_tracing_cost`)."""
+    if getattr(args, "tracing", False):
+        return run_tracing_cost(args)
     payload = make_payload(args.payload_bytes)
     phases: dict[str, Any] = {}
     with bench_env() as benv:

@@ -19,6 +19,10 @@ OK, USAGE, AUTH, NOT_FOUND, CONFLICT, UNAVAILABLE = 0, 1, 2, 3, 4, 5
 Command = Callable[[argparse.Namespace, SyncEsbClient], int]
 
 
+class UsageError(Exception):
+    """A bad argument or input file found by a command: message on stderr, exit 1."""
+
+
 def exit_code(exc: errors.EsbApiError) -> int:
     if isinstance(exc, errors.Unauthenticated | errors.Forbidden):
         return AUTH
@@ -49,6 +53,9 @@ def wrap(command: Command) -> Callable[[argparse.Namespace], int]:
         client = SyncEsbClient(args.url, args.token)
         try:
             return command(args, client)
+        except UsageError as exc:
+            print(f"esb: {exc}", file=sys.stderr)
+            return USAGE
         except errors.EsbApiError as exc:
             print(message(exc), file=sys.stderr)
             return exit_code(exc)
@@ -75,6 +82,19 @@ def _usage_exits_1(parser: argparse.ArgumentParser) -> None:
     parser.error = error  # type: ignore[method-assign]
 
 
+def command(subparsers: Any, name: str, func: Command, help_text: str, *positionals: str
+            ) -> argparse.ArgumentParser:
+    """One command: its positional arguments (``"name"`` or ``"name:help"``), the common
+    options and the wrapped function; the caller adds its own options to the parser."""
+    parser = subparsers.add_parser(name, help=help_text)
+    for positional in positionals:
+        arg, _, arg_help = positional.partition(":")
+        parser.add_argument(arg, help=arg_help or None)
+    add_common(parser)
+    parser.set_defaults(func=wrap(func))
+    return parser
+
+
 def subgroup(subparsers: Any, name: str, help_text: str) -> Any:
     group = subparsers.add_parser(name, help=help_text)
     _usage_exits_1(group)
@@ -90,7 +110,8 @@ def emit(args: argparse.Namespace, data: Any, columns: Sequence[str] = (),
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # piped output is not cut to 80 columns: ids must survive `| grep` and `| awk`
+    console = Console() if sys.stdout.isatty() else Console(width=1000)
     if rows is None:
         for key, value in (data.items() if isinstance(data, dict) else []):
             shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
@@ -100,6 +121,11 @@ def emit(args: argparse.Namespace, data: Any, columns: Sequence[str] = (),
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
+
+
+def table(args: argparse.Namespace, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """A list the API answered: a table of ``columns``, or the list itself with ``--json``."""
+    emit(args, rows, columns, rows)
 
 
 def _cell(value: Any) -> str:

@@ -6,7 +6,7 @@ import argparse
 import itertools
 from typing import Any
 
-from esb.cli_ops.common import OK, USAGE, add_common, emit, subgroup, wrap
+from esb.cli_ops.common import OK, USAGE, add_common, emit, subgroup, table, wrap
 from esb.sdk import SyncEsbClient
 
 FILTERS = ("reason", "stage", "event_type", "stream")
@@ -19,8 +19,7 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
 def _list(args: argparse.Namespace, esb: SyncEsbClient) -> int:
     items = list(itertools.islice(esb.dead_letters(page_size=min(args.limit, 1000),
                                                    **_filters(args)), args.limit))
-    emit(args, items, ("dlq_id", "reason", "stage", "event_type", "stream", "last_failure_at"),
-         items)
+    table(args, items, ("dlq_id", "reason", "stage", "event_type", "stream", "last_failure_at"))
     return OK
 
 

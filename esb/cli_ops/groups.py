@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from esb.cli_ops.common import OK, add_common, emit, subgroup, wrap
+from esb.cli_ops.common import OK, add_common, emit, subgroup, table, wrap
 from esb.sdk import SyncEsbClient
 
 
 def _list(args: argparse.Namespace, esb: SyncEsbClient) -> int:
-    groups = esb.list_consumer_groups()
-    emit(args, groups, ("group_name", "group_id", "partition_assignment_strategy"), groups)
+    table(args, esb.list_consumer_groups(),
+          ("group_name", "group_id", "partition_assignment_strategy"))
     return OK
 
 
@@ -24,7 +24,7 @@ def _lag(args: argparse.Namespace, esb: SyncEsbClient) -> int:
     else:
         print(f"{lag['group_name']} ({lag['group_id']}): total lag {lag['total_lag']}, "
               f"{lag['active_consumers']} active consumers")
-        emit(args, lag, ("partition", "lag"), rows)
+        table(args, rows, ("partition", "lag"))
     return OK
 
 

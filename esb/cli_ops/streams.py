@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from esb.cli_ops.common import OK, add_common, emit, subgroup, wrap
+from esb.cli_ops.common import OK, add_common, emit, subgroup, table, wrap
 from esb.sdk import SyncEsbClient
 
 
 def _list(args: argparse.Namespace, esb: SyncEsbClient) -> int:
-    streams = esb.list_streams()
-    emit(args, streams, ("stream_name", "stream_id", "partitions", "source_capability",
-                         "event_types"), streams)
+    table(args, esb.list_streams(), ("stream_name", "stream_id", "partitions",
+                                     "source_capability", "event_types"))
     return OK
 
 

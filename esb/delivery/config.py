@@ -26,7 +26,11 @@ class DeliverySettings(BaseSettings):
     enabled: bool = Field(True, description="run delivery consumers in this replica")
     allow_cidrs: str = Field("", description="comma-separated CIDRs webhooks may reach anyway")
     allow_hosts: str = Field("", description="comma-separated hosts (or *.suffix) allowed anyway")
-    secret_key: SecretStr | None = Field(None, description="key that encrypts webhook secrets")
+    secret_key: SecretStr | None = Field(
+        None, description="key that encrypts webhook secrets; required outside development")
+    previous_secret_keys: SecretStr | None = Field(
+        None, description="comma-separated keys rotated out: they only open secrets, which are "
+                          "re-sealed under secret_key on start")
     retry_tiers_s: str = Field(",".join(f"{t:g}" for t in DEFAULT_DELAY_TIERS_S))
     breaker_failure_threshold: int = Field(5, ge=1)
     breaker_cooldown_s: float = Field(30.0, gt=0)
@@ -47,6 +51,11 @@ class DeliverySettings(BaseSettings):
     @property
     def tiers(self) -> tuple[float, ...]:
         return tuple(sorted({float(v) for v in _split(self.retry_tiers_s)}))  # type: ignore[union-attr]
+
+    @property
+    def previous_keys(self) -> list[str]:
+        text = self.previous_secret_keys.get_secret_value() if self.previous_secret_keys else ""
+        return list(_split(text))  # type: ignore[arg-type]
 
     @property
     def cidrs(self) -> list[str]:

@@ -16,6 +16,7 @@ from aiohttp.abc import AbstractResolver
 
 from esb.delivery.cloudevents_http import DeliveryRequest
 from esb.delivery.ssrf import ResolvedTarget
+from esb.observability import tracing
 
 __all__ = ["HttpAnswer", "PinnedResolver", "WebhookClient"]
 
@@ -69,8 +70,11 @@ class WebhookClient:
                    timeout_s: float) -> HttpAnswer:
         self._resolver.pin(target.host, target.addresses)
         session = self._get_session()
+        headers = request.headers
+        if tracing.ENABLED:  # W3C traceparent of the current (delivery attempt) span
+            headers = tracing.inject_http(dict(headers))
         async with asyncio.timeout(timeout_s):
-            async with session.post(url, data=request.body, headers=request.headers,
+            async with session.post(url, data=request.body, headers=headers,
                                     allow_redirects=False) as response:
                 await response.read()  # drain, so the connection can be reused
                 return HttpAnswer(response.status, dict(response.headers))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +42,15 @@ def partition_lags(rows: list[PartitionLag]) -> dict[int, int]:
 
 
 class OffsetReader:
-    def __init__(self, bootstrap_servers: list[str]) -> None:
+    def __init__(self, bootstrap_servers: list[str],
+                 security: Mapping[str, Any] | None = None) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = dict(security or {})  # esb.kafka_security.kafka_security_options
         self._admin: AIOKafkaAdminClient | None = None
 
     async def _consumer(self, group_id: str | None) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=group_id,
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, **self._security,
+                                    group_id=group_id,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     fetch_max_wait_ms=50)
         try:
@@ -152,12 +156,40 @@ class OffsetReader:
         finally:
             await consumer.stop()
 
+    async def head_timestamps(self, rows: list[PartitionLag], *, timeout_s: float = 2.0
+                              ) -> dict[tuple[str, int], int]:
+        """Timestamp (epoch ms) of the first record each lagging partition has not consumed:
+        lag in seconds is now minus it. Partitions without lag, or whose record could not be
+        read within ``timeout_s``, are left out."""
+        wanted = {TopicPartition(r.topic, r.partition): r.end - r.lag for r in rows if r.lag > 0}
+        if not wanted:
+            return {}
+        consumer = await self._consumer(None)
+        try:
+            consumer.assign(list(wanted))
+            for tp, offset in wanted.items():
+                consumer.seek(tp, offset)
+            found: dict[tuple[str, int], int] = {}
+            pending = set(wanted)
+            deadline = time.monotonic() + timeout_s
+            while pending and time.monotonic() < deadline:
+                batches = await consumer.getmany(*pending, timeout_ms=200, max_records=1)
+                for tp, records in batches.items():
+                    if records:
+                        found[(tp.topic, tp.partition)] = int(records[0].timestamp)
+                        pending.discard(tp)
+            return found
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"reading head records failed: {exc}") from exc
+        finally:
+            await consumer.stop()
+
     async def members(self, group_id: str) -> int:
         """Members of the group right now (DescribeGroups); 0 when the broker cannot say."""
         try:
             if self._admin is None:
                 self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap,
-                                                  request_timeout_ms=10000)
+                                                  **self._security, request_timeout_ms=10000)
                 await self._admin.start()
             described = await self._admin.describe_consumer_groups([group_id])
         except KafkaError:

@@ -26,6 +26,7 @@ from esb.delivery.signing import DEFAULT_ROTATION_GRACE_S, WebhookSecret
 from esb.delivery.ssrf import SsrfGuard
 from esb.errors import AlreadyExists, Conflict, NotFound
 from esb.kafka import TopicAdmin, TopicSpec
+from esb.quotas.limits import QuotaBook
 from esb.streams import StreamDirectory
 from esb.topics import TopicNames
 
@@ -50,8 +51,10 @@ def public_view(record: dict[str, Any]) -> dict[str, Any]:
 class SubscriptionService:
     def __init__(self, catalog: MetadataCatalog, directory: StreamDirectory, topics: TopicNames,
                  admin: TopicAdmin, *, app_id: str, box: SecretBox, guard: SsrfGuard,
-                 replication_factor: int = 1, partitions: int = 3) -> None:
+                 replication_factor: int = 1, partitions: int = 3,
+                 quotas: QuotaBook | None = None) -> None:
         self.catalog = catalog
+        self.quotas = quotas
         self.directory = directory
         self.topics = topics
         self.admin = admin
@@ -86,6 +89,9 @@ class SubscriptionService:
         if any(s["subscription_name"] == body.subscription_name
                and s["status"] != SubscriptionState.CANCELLED for s in self.list(tenant)):
             raise AlreadyExists(f"subscription {body.subscription_name!r} already exists")
+        if self.quotas is not None:  # cancelled ones no longer count (ADR 0016)
+            self.quotas.check_count(tenant, "max_subscriptions", sum(
+                1 for s in self.list(tenant) if s["status"] != SubscriptionState.CANCELLED))
         secret_text: str | None = None
         sealed: str | None = None
         if body.webhook_url is not None:
@@ -153,6 +159,18 @@ class SubscriptionService:
                       previous_secret_expires_at=time.time() + grace_s,
                       webhook_secret_enc=self.box.seal(fresh), secret_rotated_at=_now())
         return await self._put(record), fresh.encoded
+
+    async def reseal_secrets(self) -> int:
+        """Re-seal every stored webhook secret not sealed under the current key (after a key
+        rotation; ADR 0018); returns how many subscriptions were rewritten."""
+        rewritten = 0
+        for record in self.catalog.current.list(SUBSCRIPTION_KIND):
+            fields = [f for f in ("webhook_secret_enc", "previous_secret_enc")
+                      if record.get(f) and self.box.stale(record[f])]
+            if fields:
+                await self._put({**record, **{f: self.box.reseal(record[f]) for f in fields}})
+                rewritten += 1
+        return rewritten
 
     async def replay(self, tenant: str, subscription_id: str, *, description: dict[str, Any],
                      offsets: dict[str, int]) -> dict[str, Any]:

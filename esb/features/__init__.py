@@ -15,4 +15,7 @@ FEATURES: tuple[str, ...] = (
     "esb.features.sourcing",
     "esb.features.delivery",
     "esb.features.processing",
+    "esb.features.monitoring",  # after delivery: scans its subscriptions' lag (ADR 0020)
+    "esb.features.anumate",
+    "esb.features.audit",  # last: its middleware records what every other feature serves
 )

@@ -8,9 +8,10 @@ from typing import Any
 from esb.delivery.config import get_delivery_settings
 from esb.delivery.feature import DeliveryFeature
 from esb.delivery.lag import OffsetReader, RateTracker
-from esb.delivery.secretbox import SecretBox
+from esb.delivery.secretbox import SecretBox, delivery_key_ring
 from esb.delivery.service import ConsumerGroupService, SubscriptionService
 from esb.delivery.ssrf import SsrfGuard
+from esb.kafka_security import kafka_security_options
 
 
 def install(app: Any) -> DeliveryFeature:
@@ -20,17 +21,21 @@ def install(app: Any) -> DeliveryFeature:
     runtime = app.runtime
     settings = runtime.settings
     config = get_delivery_settings()
-    box = SecretBox(config.secret_key.get_secret_value() if config.secret_key is not None
-                    else settings.jwt_signing_key)
+    box = SecretBox(delivery_key_ring(  # independent of the JWT key (ADR 0018)
+        current=config.secret_key.get_secret_value() if config.secret_key is not None else None,
+        previous=config.previous_keys, development=settings.mode == "development",
+        data_dir=settings.data_dir, legacy=settings.jwt_signing_key))
     guard = SsrfGuard(allow_cidrs=config.cidrs, allow_hosts=config.hosts)
     subs = SubscriptionService(runtime.catalog, runtime.streams.directory, runtime.topics,
                                runtime.admin, app_id=settings.app_id, box=box, guard=guard,
                                replication_factor=settings.internal_replication_factor,
-                               partitions=settings.default_partitions)
+                               partitions=settings.default_partitions,
+                               quotas=runtime.quotas)
     worker = DeliveryWorker(app, config, box, subs, loop=runtime.loop, beacon=runtime.beacon)
     runtime.add_child(worker)
     feature = DeliveryFeature(config, subs, ConsumerGroupService(runtime.catalog),
-                              OffsetReader(settings.bootstrap_servers), RateTracker(), worker)
+                              OffsetReader(settings.bootstrap_servers,
+                                           kafka_security_options(settings)), RateTracker(), worker)
     app.delivery = feature
     subscriptions.blueprint.register(app, url_prefix=API_PREFIX)
     consumer_groups.blueprint.register(app, url_prefix=API_PREFIX)

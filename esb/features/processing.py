@@ -13,9 +13,10 @@ def install(app: Any) -> ProcessingFeature:
     from esb.views import API_PREFIX, patterns, processors
 
     runtime = app.runtime
-    processor_service = ProcessorService(runtime.catalog, runtime.streams.directory)
+    processor_service = ProcessorService(runtime.catalog, runtime.streams.directory,
+                                         quotas=runtime.quotas)
     pattern_service = PatternService(runtime.catalog, runtime.streams,
-                                     runtime.settings.default_partitions)
+                                     runtime.settings.default_partitions, quotas=runtime.quotas)
     worker = ProcessingWorker(runtime, processor_service, pattern_service,
                               loop=runtime.loop, beacon=runtime.beacon)
     runtime.add_child(worker)

@@ -13,7 +13,7 @@ def install(app: Any) -> SchemaRegistryService:
     from esb.views import API_PREFIX, confluent, schemas
 
     runtime = app.runtime
-    service = SchemaRegistryService(runtime.catalog)
+    service = SchemaRegistryService(runtime.catalog, quotas=runtime.quotas)
     enforcer = SchemaEnforcer(service.state)
     service.add_change_listener(enforcer.invalidate)
     runtime.catalog.current.register(KIND, service.reducer)

@@ -26,6 +26,7 @@ from esb.processing.models import (
     parse_processor_definition,
     validation_failed,
 )
+from esb.quotas.limits import QuotaBook
 from esb.streams import StreamCreate, StreamDirectory, StreamService, stream_id_for
 
 PROCESSOR_KIND = "processor"
@@ -70,6 +71,7 @@ class JobCatalog:
     kind: str
     id_field: str
     name_field: str
+    quotas: QuotaBook | None = None  # counts per tenant (ADR 0016): max_processors/max_patterns
 
     def list(self, tenant: str) -> list[dict[str, Any]]:
         return sorted(self.catalog.current.list(self.kind, tenant),
@@ -84,6 +86,10 @@ class JobCatalog:
 
     async def insert(self, tenant: str, record: dict[str, Any]) -> dict[str, Any]:
         name = record[self.name_field]
+        if self.quotas is not None:
+            self.quotas.check_count(tenant, "max_processors" if self.kind == PROCESSOR_KIND
+                                    else "max_patterns",
+                                    len(self.catalog.current.list(self.kind, tenant)))
         outcome = await self.catalog.write(self.kind, tenant, name, "create", record)
         if outcome.status != "created":
             existing = outcome.data or {}
@@ -112,8 +118,9 @@ def _stream(directory: StreamDirectory, tenant: str, ref: str, path: str) -> dic
 
 
 class ProcessorService(JobCatalog):
-    def __init__(self, catalog: MetadataCatalog, directory: StreamDirectory) -> None:
-        super().__init__(catalog, PROCESSOR_KIND, "processor_id", "processor_name")
+    def __init__(self, catalog: MetadataCatalog, directory: StreamDirectory, *,
+                 quotas: QuotaBook | None = None) -> None:
+        super().__init__(catalog, PROCESSOR_KIND, "processor_id", "processor_name", quotas)
         self.directory = directory
 
     async def create(self, body: Any, *, tenant: str, user: str) -> dict[str, Any]:
@@ -159,8 +166,8 @@ class ProcessorService(JobCatalog):
 
 class PatternService(JobCatalog):
     def __init__(self, catalog: MetadataCatalog, streams: StreamService,
-                 partitions: int) -> None:
-        super().__init__(catalog, PATTERN_KIND, "pattern_id", "pattern_name")
+                 partitions: int, *, quotas: QuotaBook | None = None) -> None:
+        super().__init__(catalog, PATTERN_KIND, "pattern_id", "pattern_name", quotas)
         self.streams = streams
         self.partitions = partitions
 

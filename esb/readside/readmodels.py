@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from esb.db import Database
 from esb.errors import NotFound
 from esb.globs import compile_globs, glob_matches
+from esb.quotas.limits import QuotaBook
 from esb.readside.models import ArchivedEvent
 from esb.readside.paging import decode_cursor, encode_cursor
 
@@ -134,13 +135,21 @@ _DELETE = ("DELETE FROM read_model_documents "
 class ReadModelStore:
     """Definitions and documents of read models, per tenant."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, quotas: QuotaBook | None = None) -> None:
         self.db = db
+        self.quotas = quotas
 
     # --- definitions --------------------------------------------------------------------
     async def save_definition(self, tenant_id: str, definition: ReadModelDefinition) -> None:
-        """Create or replace; existing documents stay until :meth:`rebuild`."""
+        """Create or replace; existing documents stay until :meth:`rebuild`. A new name counts
+        against the tenant's ``max_read_models`` (replacing one does not)."""
         async with self.db.connection() as conn:
+            if self.quotas is not None:
+                cur = await conn.execute(
+                    "SELECT count(*) AS n FROM read_model_definitions "
+                    "WHERE tenant_id = %s AND name <> %s", (tenant_id, definition.name))
+                row = await cur.fetchone()
+                self.quotas.check_count(tenant_id, "max_read_models", int(row["n"]) if row else 0)
             await conn.execute(
                 "INSERT INTO read_model_definitions (tenant_id, name, definition) "
                 "VALUES (%s, %s, %s) ON CONFLICT (tenant_id, name) DO UPDATE SET "

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from esb.catalog import CatalogState, Outcome
 from esb.errors import EsbError, NotFound, ValidationFailed
+from esb.quotas.limits import QuotaBook
 from esb.schemas.models import (
     CompatibilityLevel,
     SchemaRegistrationRequest,
@@ -76,8 +77,10 @@ class CatalogWriter(Protocol):
 class SchemaRegistryService:
     """Writes go through the log (read-your-writes); reads answer from ``state``."""
 
-    def __init__(self, catalog: CatalogWriter, state: SchemaRegistryState | None = None) -> None:
+    def __init__(self, catalog: CatalogWriter, state: SchemaRegistryState | None = None, *,
+                 quotas: QuotaBook | None = None) -> None:
         self.catalog = catalog
+        self.quotas = quotas
         self.state = state or SchemaRegistryState()
         self._listeners: list[Callable[[], None]] = []
         self.reducer = RegistryReducer(self.state, self._changed)
@@ -106,6 +109,9 @@ class SchemaRegistryService:
         # what does not parse never reaches the log (the state would reject it the same way)
         canonical_schema_text(record.schema_type, record.schema_text)
         compile_rules(record.validation_rules.business_rules)
+        subjects = self.state.list_subjects(record.tenant_id)
+        if self.quotas is not None and record.subject not in subjects:  # a new subject counts
+            self.quotas.check_count(record.tenant_id, "max_schemas", len(subjects))
         result = await self.write(record)
         assert isinstance(result, SchemaVersion)
         return result

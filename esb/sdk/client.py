@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
+from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -36,6 +37,14 @@ def _body(value: Body | None, **extra: Any) -> dict[str, Any]:
 
 def _seg(value: str) -> str:
     return quote(str(value), safe="")
+
+
+def archived_item(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An archived event (seed field names) in the live tail's message shape."""
+    return {"type": "archived", "partition": None, "offset": None, "event": {
+        "specversion": "1.0", "id": event["event_id"], "type": event["event_type"],
+        "source": event.get("source_capability"), "time": event.get("timestamp"),
+        "stream": event.get("stream_name"), "data": event.get("payload")}}
 
 
 class EsbClient:
@@ -102,6 +111,23 @@ class EsbClient:
     def tail(self, stream: str, event_type: str = "*") -> LiveTail:
         """Events routed to ``stream`` from now on, over WebSocket (``event_type`` is a glob)."""
         return LiveTail(self.transport, stream, event_type)
+
+    async def follow(self, stream: str, event_type: str = "*", *, from_beginning: bool = False
+                     ) -> AsyncIterator[dict[str, Any]]:
+        """Live events as :meth:`tail` gives them; with ``from_beginning`` the stream's archived
+        events first (``"type": "archived"``, no partition/offset). The live tail is open before
+        the archive is read and repeats are dropped by event id, so the hand-over loses only
+        events the archive had not stored yet when it was read (the projection's lag)."""
+        async with self.tail(stream, event_type) as live:
+            seen: set[str] = set()
+            if from_beginning:
+                async for event in self.stream_events(stream):
+                    if fnmatchcase(event["event_type"], event_type):
+                        seen.add(event["event_id"])
+                        yield archived_item(event)
+            async for item in live:
+                if item["event"].get("id") not in seen:
+                    yield item
 
     # ------------------------------------------------------------------ publishing
     async def publish(self, event: Body | None = None, /, **fields: Any) -> dict[str, Any]:
@@ -204,6 +230,17 @@ class EsbClient:
     async def schema_evolution(self, event_type: str) -> dict[str, Any]:
         return await self._call("GET", f"/schemas/evolution/{_seg(event_type)}")
 
+    async def check_compatibility(self, event_type: str, schema: Any, *,
+                                  schema_type: str = "JSON") -> dict[str, Any]:
+        """``{"is_compatible", "messages"}``: would ``schema`` be accepted as the event type's
+        next version under its compatibility level? (The registry's Confluent-compatible check
+        against every version the level requires; subject ``<event_type>-value``.)"""
+        text = schema if isinstance(schema, str) else json.dumps(schema)
+        return await self.transport.request(
+            "POST", f"/schema-registry/compatibility/subjects/{_seg(event_type + '-value')}"
+                    "/versions", json_body={"schema": text, "schemaType": schema_type},
+            params={"verbose": True}, api=False)
+
     # ------------------------------------------------------------------ event sourcing
     async def append(self, request: Body | None = None, /, **fields: Any) -> dict[str, Any]:
         """Append to an aggregate; ``expected_version`` mismatch raises ``VersionConflict``.
@@ -236,6 +273,15 @@ class EsbClient:
 
     async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
         return await self._call("DELETE", f"/subscriptions/{_seg(subscription_id)}")
+
+    async def replay_subscription(self, subscription_id: str, *, from_time: str | None = None,
+                                  from_offset: int | dict[str, int] | None = None
+                                  ) -> dict[str, Any]:
+        """Redeliver from a time (RFC 3339) or offsets (one for all partitions, or per
+        partition); answers ``{"replay_id", "offsets", ...}`` once the request is recorded."""
+        body = {k: v for k, v in (("from_time", from_time), ("from_offset", from_offset))
+                if v is not None}
+        return await self._call("POST", f"/subscriptions/{_seg(subscription_id)}/replay", body)
 
     # ------------------------------------------------------------------ consumer groups
     async def create_consumer_group(self, group: Body | None = None, /, **fields: Any

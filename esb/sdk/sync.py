@@ -53,23 +53,22 @@ class SyncEsbClient:
 
         return iterate
 
-    def tail(self, stream: str, event_type: str = "*", *, limit: int | None = None,
-             timeout_s: float | None = None) -> Iterator[dict[str, Any]]:
-        """Live events; stops after ``limit`` events or ``timeout_s`` of silence if given."""
-        live = self.aio.tail(stream, event_type)
-        self._run(live.__aenter__())
-        messages = live.__aiter__()
+    def tail(self, stream: str, event_type: str = "*", *, from_beginning: bool = False,
+             limit: int | None = None, timeout_s: float | None = None
+             ) -> Iterator[dict[str, Any]]:
+        """:meth:`EsbClient.follow`; stops after ``limit`` events or ``timeout_s`` of silence."""
+        events = self.aio.follow(stream, event_type, from_beginning=from_beginning)
         seen = 0
         try:
             while limit is None or seen < limit:
                 try:
-                    item = self._run(asyncio.wait_for(messages.__anext__(), timeout_s))
+                    item = self._run(asyncio.wait_for(events.__anext__(), timeout_s))
                 except (StopAsyncIteration, TimeoutError):
                     return
                 seen += 1
                 yield item
         finally:
-            self._run(live.close())
+            self._run(events.aclose())
 
     def close(self) -> None:
         if self._loop.is_closed():

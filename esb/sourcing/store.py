@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from esb.metrics import SOURCING_APPENDS
 from esb.sourcing.append import AppendCommand, AppendDecision, AppendOutcome, decide_append
 from esb.sourcing.reconstruct import Reconstruction, reconstruct
 from esb.sourcing.records import AggregateState, SourcedEvent
@@ -141,6 +142,7 @@ class AggregateStore:
         record = self.record(tenant, command.aggregate_id)
         decision = decide_append(record.aggregate if record else None, command,
                                  reducers=self.reducers)
+        SOURCING_APPENDS.labels(tenant, decision.outcome.value).inc()
         if decision.outcome is AppendOutcome.DUPLICATE:
             return AppendResult(decision, self.event(tenant, command.aggregate_id,
                                                      decision.version))

@@ -11,9 +11,9 @@ API_PREFIX = "/api/v1"
 
 
 def install(app: Any) -> None:
-    from esb.views import deadletters, events, openapi, ops, streams
+    from esb.views import deadletters, events, jobs, openapi, ops, personal, quotas, streams
 
-    for module in (streams, events, deadletters, openapi):
+    for module in (streams, events, deadletters, openapi, quotas, personal, jobs):
         module.blueprint.register(app, url_prefix=API_PREFIX)
     ops.blueprint.register(app, url_prefix="")
 
@@ -27,6 +27,10 @@ def on_webserver_init(app: Any, web: Any) -> None:
         return
     web._esb_initialised = True
     limits = configure(app.runtime.settings)
+    if app.audit is not None:  # outside auth: sees every final answer (ADR 0017)
+        from esb.views.audit import audit_middleware
+
+        web.web_app.middlewares.append(audit_middleware(app.audit))
     web.web_app.middlewares.append(auth_middleware(app.runtime.auth, limits))
     web.web_app.router.add_get("/ws/events/{stream_name}", live.make_handler(app))
     if app.delivery is not None:
@@ -34,3 +38,7 @@ def on_webserver_init(app: Any, web: Any) -> None:
 
         web.web_app.router.add_get("/ws/subscriptions/{subscription_id}",
                                    subscriptions_ws.make_handler(app))
+    if app.monitoring is not None:
+        from esb.views import monitoring_ws
+
+        web.web_app.router.add_get("/ws/monitoring", monitoring_ws.make_handler(app))

@@ -13,6 +13,7 @@ from esb.readside import EventArchive, EventQuery, ProcessingHistory
 from esb.readside.archive import MAX_PAGE
 from esb.streams import stream_id_for, stream_name_from
 from esb.views.http import json_response, principal, read_json, validation_problem
+from esb.views.personal import shown
 
 blueprint = Blueprint("archive")
 
@@ -41,7 +42,7 @@ class EventQueryView(View):
         who = principal(request)
         query: EventQuery = _validated(EventQuery, await read_json(request, 65536))
         page = await EventArchive(self.app.runtime.database).query(who.tenant, query)
-        return json_response(page.to_json())
+        return json_response(await shown(request, self.app, page.to_json()))
 
 
 @blueprint.route("/events/{event_id}/processing-history", name="processing_history")
@@ -58,7 +59,7 @@ class ArchivedEventView(View):
     async def get(self, request: web.Request, event_id: str) -> web.Response:
         who = principal(request)
         event = await EventArchive(self.app.runtime.database).get(who.tenant, event_id)
-        return json_response(event.to_seed_dict())
+        return json_response(await shown(request, self.app, event.to_seed_dict()))
 
 
 @blueprint.route("/streams/{stream_id}/events", name="stream_events")
@@ -74,4 +75,5 @@ class StreamEventsView(View):
             "limit": params.limit, "cursor": params.cursor, "order": params.order,
             "start_time": params.start_time, "end_time": params.end_time})
         page = await EventArchive(self.app.runtime.database).query(who.tenant, query)
-        return json_response({"stream_id": stream["stream_id"], **page.to_json()})
+        return json_response(await shown(request, self.app,
+                                         {"stream_id": stream["stream_id"], **page.to_json()}))

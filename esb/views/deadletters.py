@@ -13,6 +13,7 @@ from esb.deadletter_store import UNATTRIBUTED, DeadLetterFilter, DeadLetterStore
 from esb.errors import InvalidRequest, PermissionDenied, StorageUnavailable
 from esb.kafka import acked
 from esb.metrics import REDRIVEN
+from esb.views import API_PREFIX
 from esb.views.http import json_response, principal, read_json
 
 blueprint = Blueprint("deadletters")
@@ -103,6 +104,15 @@ class DeadLetterBulkRedriveView(View):
         if not 1 <= limit <= 10000:
             raise InvalidRequest("limit must be between 1 and 10000", field="limit")
         ids_ = await _store(self).ids_matching(tenant, _filter({**body, "status": "DEAD"}), limit)
+        if "respond-async" in request.headers.get("Prefer", ""):  # a job (ADR 0016)
+            jobs = self.app.runtime.jobs
+            job = await jobs.create(tenant, "dead_letter_redrive", len(ids_), user=who.subject,
+                                    request=body)
+            jobs.start(job, ids_, lambda dlq_id: redrive(self, tenant, dlq_id))
+            response = json_response(job, status=202)
+            response.headers["Location"] = f"{API_PREFIX}/jobs/{job['job_id']}"
+            response.headers["Preference-Applied"] = "respond-async"
+            return response
         results = [await redrive(self, tenant, i) for i in ids_]
         return json_response({"redriven": len(results), "results": results,
                               "message": "Dead letters redriven"})

@@ -9,6 +9,7 @@ from faust.web import Blueprint, View
 from pydantic import ValidationError
 
 from esb.auth import Principal
+from esb.authz import Permission
 from esb.envelope import (
     CE_BATCH,
     CE_JSON,
@@ -88,8 +89,9 @@ async def _publish(view: View, request: web.Request, *, batch: bool) -> web.Resp
         if len(envelopes) > settings.max_batch_events:
             raise InvalidRequest(f"a batch holds at most {settings.max_batch_events} events",
                                  limit=settings.max_batch_events)
-        results = await runtime.publisher.publish_many(envelopes, who.tenant,
-                                                       path="http-batch" if batch else "http")
+        results = await runtime.publisher.publish_many(
+            envelopes, who.tenant, path="http-batch" if batch else "http",
+            scope=who.narrowing(Permission.PUBLISH))
     except BaseException:
         if idem_key is not None:
             await runtime.idempotency.release(who.tenant, idem_key)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +21,12 @@ from aiohttp import web
 
 from esb import api_spec, ids, jsonsafe
 from esb.auth import Authenticator, Principal
-from esb.errors import EsbError, InvalidRequest, NotFound, PayloadTooLarge, redact
+from esb.authz import authorize as authorize_permission
+from esb.errors import EsbError, InvalidRequest, MissingRole, NotFound, PayloadTooLarge, redact
 from esb.metrics import HTTP_REQUESTS
+from esb.observability import context as log_context
+from esb.observability.web import traced
+from esb.streams import stream_name_from
 
 log = logging.getLogger(__name__)
 
@@ -128,25 +132,53 @@ def _unexpected(exc: BaseException) -> EsbError | None:
     return None
 
 
-def auth_middleware(authenticator: Authenticator, limits: HttpLimits | None = None) -> Any:
-    """Authenticate, refuse hostile input, and render every failure as a problem body."""
+ROUTES_BY_KEY = api_spec.by_method_path()
+
+
+def authorize(request: web.Request, who: Principal, template: str,
+              rows: Mapping[tuple[str, str], api_spec.Route] = ROUTES_BY_KEY) -> None:
+    """The one role check (ADR 0015): the request's row in the route table names the permission
+    it needs. A served route without a row is refused; an unmatched path is left to the 404."""
+    if getattr(request.match_info, "http_exception", None) is not None:
+        return
+    row = rows.get(("GET" if request.method == "HEAD" else request.method, template))
+    if row is None:
+        raise MissingRole(f"{request.method} {template} declares no permission in the route "
+                          "table", required="undeclared")
+    stream = next((request.match_info.get(p) for p, kind in row.scoped
+                   if kind is api_spec.Resource.STREAM), None)
+    authorize_permission(who.permissions, who.narrowings, needs=row.needs,
+                         operation_id=row.operation_id,
+                         stream=stream_name_from(stream) if stream is not None else None)
+
+
+def auth_middleware(authenticator: Authenticator, limits: HttpLimits | None = None,
+                    routes: Iterable[api_spec.Route] | None = None) -> Any:
+    """Authenticate, authorize against the route table (``routes``: the table by default),
+    refuse hostile input, and render every failure as a problem body."""
+    rows = ROUTES_BY_KEY if routes is None else api_spec.by_method_path(routes)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
         route_name = route.canonical if route is not None else "unmatched"
         status = 500
+        tenant: str | None = None
+        logged = log_context.bind()  # this request's log context, reset when it is answered
         try:
             if request.path not in PUBLIC_PATHS and request.method != "OPTIONS":
                 token = request.headers.get("Authorization")
                 if token is None and request.path.startswith("/ws/"):
                     query_token = request.query.get("access_token")
                     token = f"Bearer {query_token}" if query_token else None
-                request[PRINCIPAL] = authenticator.authenticate(token)
+                request[PRINCIPAL] = await authenticator.authenticate_async(token)
+                authorize(request, request[PRINCIPAL], route_name, rows)
+                tenant = request[PRINCIPAL].tenant
+                log_context.bind(tenant=tenant)
             check_path_params(request.match_info)
             check_query(request.query)
             request[_LIMITS] = limits or LIMITS
-            response = await handler(request)
+            response = await traced(request, handler, route_name, tenant)
             status = response.status
             return response
         except EsbError as exc:
@@ -178,6 +210,7 @@ def auth_middleware(authenticator: Authenticator, limits: HttpLimits | None = No
                            incident=incident)
             return problem(err, request)
         finally:
+            log_context.reset(logged)
             HTTP_REQUESTS.labels(request.method, route_name, str(status)).inc()
 
     return middleware

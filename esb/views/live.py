@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -22,6 +22,7 @@ from esb.envelope import Envelope, attributes_from_kafka_headers
 from esb.errors import InvalidRequest, NotFound, redact
 from esb.globs import PatternError, compile_globs
 from esb.kafka import topic_partitions
+from esb.kafka_security import kafka_client_options
 from esb.tenancy import TenantSlots
 from esb.views.http import principal
 
@@ -32,8 +33,8 @@ Render = Callable[[Any], dict[str, Any] | None]
 _CLOSING = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
-async def tail_to_websocket(request: web.Request, bootstrap: list[str], topics: Iterable[str],
-                            hello: dict[str, Any], render: Render,
+async def tail_to_websocket(request: web.Request, kafka: Mapping[str, Any],
+                            topics: Iterable[str], hello: dict[str, Any], render: Render,
                             slots: TenantSlots | None = None) -> web.WebSocketResponse:
     """Serve a WebSocket streaming the records ``topics`` receive from now on.
 
@@ -42,16 +43,16 @@ async def tail_to_websocket(request: web.Request, bootstrap: list[str], topics: 
     ``slots``, the caller's tenant must have a free slot before the upgrade (else 429).
     """
     if slots is None:
-        return await _tail(request, bootstrap, topics, hello, render)
+        return await _tail(request, kafka, topics, hello, render)
     with slots.hold(principal(request).tenant):
-        return await _tail(request, bootstrap, topics, hello, render)
+        return await _tail(request, kafka, topics, hello, render)
 
 
-async def _tail(request: web.Request, bootstrap: list[str], topics: Iterable[str],
+async def _tail(request: web.Request, kafka: Mapping[str, Any], topics: Iterable[str],
                 hello: dict[str, Any], render: Render) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = AIOKafkaConsumer(**kafka, group_id=None,
                                 enable_auto_commit=False, fetch_max_wait_ms=200)
     try:
         await consumer.start()
@@ -126,7 +127,7 @@ def make_handler(app: Any) -> Any:
                     "event": event}
 
         return await tail_to_websocket(
-            request, app.runtime.settings.bootstrap_servers, stream["topics"].values(),
+            request, kafka_client_options(app.runtime.settings), stream["topics"].values(),
             {"type": "subscribed", "stream": stream["stream_name"], "event_type": pattern}, render,
             app.runtime.ws_slots)
 

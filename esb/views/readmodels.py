@@ -26,6 +26,7 @@ from esb.views.http import (
     read_json,
     validation_problem,
 )
+from esb.views.personal import shown
 
 blueprint = Blueprint("read_models")
 
@@ -45,7 +46,7 @@ def _validated(model: type[BaseModel], data: Any) -> Any:
 
 
 def _store(view: View) -> ReadModelStore:
-    return ReadModelStore(view.app.runtime.database)
+    return ReadModelStore(view.app.runtime.database, quotas=view.app.runtime.quotas)
 
 
 async def _rebuild(view: View, tenant: str, definition: ReadModelDefinition) -> int:
@@ -96,7 +97,8 @@ class DocumentsView(View):
             raise InvalidRequest("limit must be an integer", parameter="limit") from None
         page = await _store(self).list_documents(who.tenant, name, limit=limit,
                                                  cursor=request.query.get("cursor"))
-        return json_response({**page.model_dump(mode="json"), "count": len(page.documents)})
+        return json_response(await shown(request, self.app, {
+            **page.model_dump(mode="json"), "count": len(page.documents)}))
 
 
 @blueprint.route("/read-models/{name}/documents/{key}", name="read_model_document")
@@ -104,7 +106,7 @@ class DocumentView(View):
     async def get(self, request: web.Request, name: str, key: str) -> web.Response:
         who = principal(request)
         document = await _store(self).get_document(who.tenant, name, key)
-        return json_response(document.model_dump(mode="json"))
+        return json_response(await shown(request, self.app, document.model_dump(mode="json")))
 
 
 @blueprint.route("/read-models/{name}/rebuild", name="read_model_rebuild")

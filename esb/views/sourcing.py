@@ -9,6 +9,8 @@ answered from the owner's tables, which hold every event up to the aggregate's v
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 from datetime import datetime
@@ -22,7 +24,9 @@ from yarl import URL
 
 from esb import ids
 from esb.auth import Principal
+from esb.authz import Permission
 from esb.errors import AlreadyExists, Conflict, EsbError, InvalidRequest, NotFound
+from esb.metrics import SOURCING_RECONSTRUCT
 from esb.sourcing.append import AppendDecision, AppendOutcome
 from esb.sourcing.commands import Delivery, OwnerCommand
 from esb.sourcing.config import default_stream_name
@@ -35,9 +39,10 @@ from esb.sourcing.models import (
 from esb.sourcing.outbound import envelope_for
 from esb.sourcing.records import SourcedEvent
 from esb.sourcing.store import aggregate_key
-from esb.streams import StreamCreate
+from esb.streams import StreamCreate, stream_name_from
 from esb.topics import Priority
 from esb.views.http import ascii_int, json_response, parse_json, principal, read_body
+from esb.views.personal import shown
 
 blueprint = Blueprint("event_sourcing")
 log = logging.getLogger(__name__)
@@ -117,11 +122,15 @@ def _parse(model: Any, raw: bytes) -> Any:
 
 
 async def _delivery(app: Any, req: SourcingAppendRequest, who: Principal,
-                    command_data: dict[str, Any]) -> Delivery:
+                    command_data: dict[str, Any]) -> tuple[Delivery, dict[str, Any] | None]:
     """The stream the event goes to (created on first use for the type's default stream);
-    also runs every publish check (size, payload checks) before anything is decided."""
+    also runs every publish check (size, payload checks) before anything is decided, and
+    seals personal fields (then the sealed event data is returned too)."""
     runtime = app.runtime
     name = req.stream_id or default_stream_name(req.aggregate_type)
+    scope = who.narrowing(Permission.PUBLISH)
+    if scope is not None:  # esb_scopes (ADR 0015): checked before the stream is created
+        scope.require(stream=stream_name_from(name), event_type=req.event_type)
     if req.stream_id is None and runtime.streams.directory.get(who.tenant, name) is None:
         with contextlib.suppress(AlreadyExists):  # created concurrently by another request
             await runtime.streams.create(
@@ -138,8 +147,13 @@ async def _delivery(app: Any, req: SourcingAppendRequest, who: Principal,
         metadata=req.metadata)
     envelope = envelope_for(provisional, Delivery("", name, None, req.priority.value, source))
     decided = runtime.publisher.check(envelope, who.tenant)
+    await runtime.publish_quota.admit(who.tenant, 1, len(envelope.data or b""))  # ADR 0016
+    sealed = None
+    if decided.personal:  # the aggregate's store and snapshots keep only sealed values
+        sealed = json.loads(await runtime.publisher.decision.seal(
+            decided, envelope.attributes, who.tenant))
     return Delivery(decided.topic, decided.stream["stream_name"], decided.codec,
-                    decided.priority.value, source)
+                    decided.priority.value, source), sealed
 
 
 async def ask_owner(app: Any, command: OwnerCommand) -> Any:
@@ -167,8 +181,10 @@ class AppendView(View):
         if forwarded is not None:
             return forwarded
         command = req.to_command(tenant_id=who.tenant, user_id=req.user_id or who.subject)
-        delivery = await _delivery(self.app, req, who, {"event_id": command.event_id,
-                                                        "timestamp": command.timestamp})
+        delivery, sealed = await _delivery(self.app, req, who, {
+            "event_id": command.event_id, "timestamp": command.timestamp})
+        if sealed is not None:
+            command = dataclasses.replace(command, data=sealed)
         decision: AppendDecision = await ask_owner(self.app, OwnerCommand(
             "append", ids.new_id("cmd"), who.tenant, req.aggregate_id, command, delivery))
         body = AppendResponse.from_decision(decision).model_dump(mode="json")
@@ -193,6 +209,7 @@ def _reconstruct(app: Any, who: Principal, aggregate_id: str, aggregate_type: st
                                as_of_version=as_of_version, as_of_time=as_of_time,
                                use_snapshots=use_snapshots)
     elapsed_ms = (time.perf_counter() - started) * 1000
+    SOURCING_RECONSTRUCT.labels(who.tenant).observe(elapsed_ms / 1000)
     body = ReconstructResponse.from_reconstruction(result).model_dump(mode="json")
     body["latest_version"] = record.aggregate.version
     body["reconstruct_ms"] = round(elapsed_ms, 3)
@@ -214,7 +231,7 @@ class ReconstructView(View):
         if req.update_snapshots and body["current_version"] == body["latest_version"]:
             body["snapshot_version"] = await ask_owner(self.app, OwnerCommand(
                 "snapshot", ids.new_id("cmd"), who.tenant, req.aggregate_id))
-        return owned(self, json_response(body))
+        return owned(self, json_response(await shown(request, self.app, body)))
 
 
 def _int_param(request: web.Request, name: str, default: int | None, minimum: int = 0,
@@ -270,10 +287,10 @@ class AggregateEventsView(View):
         last = min(current, from_version + limit - 1)
         events = [e.to_dict() for e in store.iter_events(
             who.tenant, aggregate_id, after_version=from_version - 1, to_version=last)]
-        return owned(self, json_response({
+        return owned(self, json_response(await shown(request, self.app, {
             "aggregate_id": aggregate_id, "aggregate_type": record.aggregate.aggregate_type,
             "current_version": current, "events": events, "count": len(events),
-            "next_from_version": last + 1 if last < current else None}))
+            "next_from_version": last + 1 if last < current else None})))
 
 
 @blueprint.route("/event-sourcing/aggregate/{aggregate_id}/state", name="aggregate_state")
@@ -289,6 +306,6 @@ class AggregateStateView(View):
         as_of_time = _time_param(request)
         if as_of_version is not None and as_of_time is not None:
             raise InvalidRequest("give as_of_version or as_of_time, not both")
-        return owned(self, json_response(_reconstruct(
+        return owned(self, json_response(await shown(request, self.app, _reconstruct(
             self.app, who, aggregate_id, request.query.get("aggregate_type"),
-            as_of_version=as_of_version, as_of_time=as_of_time, use_snapshots=True)))
+            as_of_version=as_of_version, as_of_time=as_of_time, use_snapshots=True))))

@@ -18,6 +18,7 @@ from aiohttp import web
 from esb.delivery.matching import LazyPayload, SubscriptionMatcher
 from esb.delivery.names import status_topic
 from esb.envelope import Envelope, attributes_from_kafka_headers
+from esb.kafka_security import kafka_client_options
 from esb.views.http import principal
 from esb.views.live import tail_to_websocket
 
@@ -36,7 +37,7 @@ def make_handler(app: Any) -> Any:
         topics = list(sub["topics"].values()) if events_mode else [status_topic(runtime.topics)]
         key = sub["subscription_id"].encode()
         return await tail_to_websocket(
-            request, runtime.settings.bootstrap_servers, topics,
+            request, kafka_client_options(runtime.settings), topics,
             {"type": "subscribed", "subscription_id": sub["subscription_id"],
              "mode": "events" if events_mode else "deliveries"},
             lambda rec: _render(rec, events_mode, key, matcher), app.runtime.ws_slots)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,7 +162,16 @@ async def publish(api: Api, n: int, event_type: str = "order.created", *,
                "payload": {"n": i}, **extra} for i in range(n)]
     ids: list[str] = []
     for start in range(0, n, 200):
-        status, body = await api.post("/api/v1/events/batch", {"events": events[start:start + 200]})
+        batch = {"events": events[start:start + 200]}
+        key = f"batch-{uuid.uuid4()}"
+        for _attempt in range(3):
+            # a 503 says "retry later" and acknowledged nothing; the SDK retries it the same way,
+            # with the same Idempotency-Key (the embedded broker has been seen to leave a fresh
+            # partition without a leader for the producer's whole request timeout)
+            status, body = await api.post("/api/v1/events/batch", batch,
+                                          headers={"Idempotency-Key": key})
+            if status != 503:
+                break
         assert status == 201, body
         ids += [e["event_id"] for e in body["events"]]
     return ids

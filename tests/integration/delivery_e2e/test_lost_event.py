@@ -118,7 +118,8 @@ async def _breaker_round(api: Api, receiver: FailFirstReceiver, path: str, sub_i
     opened = max(at for code, at in hits if code == 503)
     last_success = max(at for code, at in hits if code < 300)
     # every event once the endpoint recovered: one cool-down, not a second one per straggler
-    assert last_success - opened < COOLDOWN_S + 4, (
+    # (a second would put the last event two cool-downs after the opening; margin for slow CI)
+    assert last_success - opened < 1.9 * COOLDOWN_S, (
         f"last event {last_success - opened:.1f}s after the circuit opened; hits "
         f"{[(c, round(at - opened, 2)) for c, at in hits]}")
     # while events waited for the circuit, the status said so (not "lag 0" with nine delivered)

@@ -7,6 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.integration.delivery_e2e.conftest import (  # noqa: F401 (fixtures for test_cli_ops)
+    dapi,
+    delivery_bus,
+    receiver,
+)
 from tests.support import WorkerGroup
 
 

@@ -134,3 +134,37 @@ async def test_seed_003_service_integration(anumate_env, bus_url, token_for) -> 
 
     async with EsbClient(bus_url, token_for("tenant-123")) as esb:  # created on first use
         assert (await esb.get_stream("anumate_events"))["stream_name"] == "anumate_events"
+
+
+async def test_publishers_offer_the_event_types_the_schema_registry_holds(anumate_env, bus_url,
+                                                                          token_for) -> None:
+    from anumate_eventbus_service import EventBusConfig, EventBusService, EventPublisherFactory
+    from esb.sdk import EsbClient
+
+    async with EsbClient(bus_url, token_for("tenant-123")) as esb:
+        for event_type in ("com.anumate.capsule.created", "com.anumate.approval.flow.granted"):
+            await esb.register_schema(schema_name=event_type, event_type=event_type,
+                                      json_schema={"type": "object"})
+    event_bus = EventBusService(EventBusConfig())
+    factory = EventPublisherFactory(event_bus)
+    known = await factory.load_event_types()
+    assert {"com.anumate.capsule.created", "com.anumate.approval.flow.granted"} <= known
+    publisher = factory.get_capsule_registry_publisher()
+    assert {"publish_capsule_created", "publish_approval_flow_granted"} <= set(dir(publisher))
+    with pytest.raises(AttributeError, match="no such event type"):
+        publisher.publish_capsule_exploded  # noqa: B018 - a typo fails before anything is sent
+    event_id = await publisher.publish_approval_flow_granted(approval_id="a-1")
+    async with EsbClient(bus_url, token_for("tenant-123")) as esb:
+        event = await eventually(lambda: _archived(esb, event_id))
+    assert event["event_type"] == "com.anumate.approval.flow.granted"
+    assert event["payload"] == {"approval_id": "a-1"}
+    await event_bus.stop()
+
+
+async def _archived(esb, event_id: str):
+    from esb.sdk import NotFound
+
+    try:
+        return await esb.get_event(event_id)
+    except NotFound:
+        return None

@@ -220,7 +220,7 @@ async def test_health_details_only_for_operators_and_admins(bus, http) -> None:
     group, port = bus
     url = group.url(port) + "/health"
     for headers in ({}, {"Authorization": "Bearer not-a-jwt"},
-                    {"Authorization": f"Bearer {group.token(unique())}"}):
+                    {"Authorization": f"Bearer {group.token(unique(), roles=['reader'])}"}):
         async with http.get(url, headers=headers) as resp:
             body = await resp.json()
             assert resp.status in (200, 503) and set(body) == {"status"}, (headers, body)

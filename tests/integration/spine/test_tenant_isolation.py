@@ -60,6 +60,15 @@ def _cases(a: TenantA) -> dict[str, Case]:
         "create_stream": Case({"stream_name": stream, "tenant_id": a.tenant}, frozenset({403})),
         "publish_event": Case({"event_type": "iso.created", "source_capability": "iso_cap",
                                "stream_name": stream, "payload": {}}, bad),
+        "anumate_publish_event": Case({"event_type": "com.anumate.iso.created", "data": {},
+                                       "tenant_id": a.tenant}, frozenset({403})),
+        "anumate_health": Case(allow=frozenset({200, 503})),
+        # status endpoints (ADR 0020): B's own counts and series only
+        "get_status": Case(allow=frozenset({200})),
+        "get_kafka_health": Case(allow=frozenset({200})),
+        "get_database_health": Case(allow=frozenset({200})),
+        "get_tenant_metrics": Case(allow=frozenset({200})),
+        "ws_monitoring": Case(allow=frozenset({400})),  # a plain GET is no WebSocket upgrade
         "publish_batch": Case({"events": [{"event_type": "iso.created", "stream_name": stream,
                                            "source_capability": "iso_cap"}]}, bad),
         "query_events": Case({"aggregate_id": a.extra["event_aggregate"]}, frozenset({200}),
@@ -71,6 +80,15 @@ def _cases(a: TenantA) -> dict[str, Case]:
         "create_read_model": Case({"name": a.ids[Resource.READ_MODEL], "event_types": ["iso.*"]},
                                   frozenset({201})),
         "list_dead_letters": Case(allow=frozenset({200}), empty_list="dead_letters"),
+        # the audit trail is the caller's tenant's log (ADR 0017): B sees and signs only its own
+        "list_audit_entries": Case(allow=frozenset({200, 403}), empty_list="entries"),
+        "get_audit_checkpoint": Case(allow=frozenset({200, 403})),
+        "create_audit_checkpoint": Case(allow=frozenset({200, 403})),
+        # quotas are the caller's tenant's (ADR 0016): B reads and sets only its own
+        "get_quotas": Case(allow=frozenset({200})),
+        "put_quotas": Case({"max_streams": 999}, frozenset({200, 403})),
+        # data subjects are named per tenant (ADR 0018): B erases only its own subject
+        "erase_subject": Case(allow=frozenset({200, 403})),
         "redrive_dead_letters": Case({}, frozenset({200}), empty_list="results"),
         "list_schemas": Case(allow=frozenset({200}), empty_list="schemas"),
         "register_schema": Case({"schema_name": "x", "event_type": "iso.created",
@@ -152,6 +170,7 @@ async def tenant_a(bus: tuple[WorkerGroup, int], bootstrap: str) -> TenantA:
                 "partitions": 1, "description": a.secret})
             assert status == 201, body
         a.ids[Resource.STREAM] = f"str_{sname}"
+        a.ids[Resource.AUDIT_ENTRY] = "0"  # A's first audit entry: creating its stream
         a.extra["stream_name"] = sname
         aggregate = unique("isoagg")
         status, body = await api.post(f"{v1}/events", {
@@ -160,6 +179,7 @@ async def tenant_a(bus: tuple[WorkerGroup, int], bootstrap: str) -> TenantA:
         assert status == 201, body
         a.ids[Resource.EVENT] = body["event_id"]
         a.extra["event_aggregate"] = aggregate
+        a.ids[Resource.DATA_SUBJECT] = aggregate  # its data subject, by default (ADR 0018)
         a.ids[Resource.DOCUMENT] = aggregate
 
         subject, event_type = unique("isosubj") + "-value", unique("iso.type")
@@ -227,6 +247,11 @@ async def tenant_a(bus: tuple[WorkerGroup, int], bootstrap: str) -> TenantA:
             return s == 200 and b["dead_letters"] and b["dead_letters"][0]["dlq_id"]
 
         a.ids[Resource.DEAD_LETTER] = await eventually(dead_lettered, timeout=60)
+        # a job (ADR 0016): a bulk redrive as a job, of a filter that matches nothing of A's
+        status, body = await api.post(f"{v1}/dead-letters/redrive", {"reason": "no_such"},
+                                      headers={"Prefer": "respond-async"})
+        assert status == 202, body
+        a.ids[Resource.JOB] = body["job_id"]
     return a
 
 

@@ -18,7 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from esb import cli
 from esb.app import faust_settings
+from esb.api_spec import Route
 from esb.auth import Authenticator, mint_token
+from esb.authz import Permission
 from esb.errors import (
     AuthenticationError,
     BrokerUnavailable,
@@ -315,7 +317,12 @@ async def _serve(tmp_path: Any, limits: HttpLimits) -> TestClient:
     async def batch(request: web.Request) -> web.Response:
         return web.json_response({"size": len(await read_body(request, 1 << 30))})
 
-    app = web.Application(middlewares=[auth_middleware(Authenticator(settings), limits)])
+    served = [*((m, "/api/v1/items/{item_id}") for m in ("GET", "POST", "PUT", "DELETE")),
+              ("GET", "/api/v1/storage"), ("GET", "/api/v1/nul"), ("GET", "/api/v1/deep"),
+              ("POST", "/api/v1/events/batch")]
+    rows = [Route(m, p, f"op{i}", "test route", "test", needs=Permission.READ)
+            for i, (m, p) in enumerate(served)]  # each route declares its permission
+    app = web.Application(middlewares=[auth_middleware(Authenticator(settings), limits, rows)])
     app.router.add_route("*", "/api/v1/items/{item_id}", echo)
     app.router.add_get("/api/v1/storage", storage_down)
     app.router.add_get("/api/v1/nul", nul_to_postgres)
