@@ -110,7 +110,9 @@ class Settings(BaseSettings):
                                  description="seconds of a publish rate a tenant may spend at once")
     quota_max_streams: int = Field(1000, ge=0, le=10**9, description="streams per tenant; 0 = unlimited")
     quota_max_partitions: int = Field(
-        12000, ge=0, le=10**9, description="partitions summed over a tenant's streams; 0 = unlimited")
+        256, ge=0, le=10**9,
+        description="partitions summed over a tenant's streams (each has four lane topics of that "
+                    "many partitions; every one is a consumer-group member's work); 0 = unlimited")
     quota_max_processors: int = Field(200, ge=0, le=10**9, description="stream processors; 0 = unlimited")
     quota_max_patterns: int = Field(200, ge=0, le=10**9, description="CEP patterns; 0 = unlimited")
     quota_max_subscriptions: int = Field(1000, ge=0, le=10**9, description="subscriptions; 0 = unlimited")

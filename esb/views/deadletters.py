@@ -49,15 +49,27 @@ def _filter(params: Any) -> DeadLetterFilter:
     if status not in ("DEAD", "REDRIVEN", "ALL"):
         raise InvalidRequest("status must be DEAD, REDRIVEN or ALL", field="status")
     return DeadLetterFilter(
-        reason=params.get("reason"), stage=params.get("stage"),
-        event_type=params.get("event_type"), stream=params.get("stream"),
+        reason=_text(params, "reason"), stage=_text(params, "stage"),
+        event_type=_text(params, "event_type"), stream=_text(params, "stream"),
         status=None if status == "ALL" else status,
         since=_time(params.get("since"), "since"), until=_time(params.get("until"), "until"))
 
 
+def _text(params: Any, name: str) -> str | None:
+    """A text filter: absent, or a string (a JSON body may carry a number or a list there)."""
+    value = params.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a string", field=name)
+    return value
+
+
 def _limit(value: Any, default: int = 100) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidRequest("limit must be an integer", field="limit")
     try:
-        return int(value) if value not in (None, "") else default
+        return int(value)
     except ValueError:
         raise InvalidRequest("limit must be an integer", field="limit") from None
 

@@ -277,4 +277,10 @@ async def test_ids_with_control_characters_or_too_long_are_4xx_never_5xx(api_for
     status, body = await api.get("/api/v1/dead-letters?before=%00&reason=%00")
     if status != 400:
         failures.append(("query NUL", status, body))
+    # bulk redrive filters of the wrong JSON type (schemathesis found a number as `reason`: 500)
+    for bad in ({"reason": 5.5}, {"stage": ["x"]}, {"event_type": {}}, {"limit": [1]},
+                {"limit": 1.5}, {"limit": True}):
+        status, body = await api.post("/api/v1/dead-letters/redrive", bad)
+        if status != 400:
+            failures.append((bad, status, body))
     assert not failures, failures
