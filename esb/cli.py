@@ -256,8 +256,13 @@ def cmd_token(args: argparse.Namespace) -> int:
     from esb.errors import ConfigurationError, InvalidRequest
     from esb.settings import get_settings
 
+    settings = get_settings()
+    if settings.jwt_secret is None and settings.jwt_algorithm == "HS256":
+        # no configured key: this is a token for the development install `esb up` runs on this
+        # data directory (a production worker never accepts that key)
+        settings = settings.model_copy(update={"mode": "development"})
     try:
-        token = mint_token(get_settings(), tenant=args.tenant, subject=args.subject,
+        token = mint_token(settings, tenant=args.tenant, subject=args.subject,
                            roles=args.role, scopes=args.scope, ttl_s=args.ttl)
     except (InvalidRequest, ConfigurationError) as exc:
         print(f"esb token: {exc.message}", file=sys.stderr)

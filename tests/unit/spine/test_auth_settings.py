@@ -124,3 +124,23 @@ def test_basic_auth_carries_the_jwt_as_password(tmp_path) -> None:
     assert Authenticator(settings).authenticate(f"Basic {basic}").tenant == "acme"
     with pytest.raises(AuthenticationError):
         Authenticator(settings).authenticate("Basic " + base64.b64encode(b"user:").decode())
+
+
+def test_esb_token_without_a_configured_key_mints_for_the_dev_install(
+        tmp_path, monkeypatch, capsys) -> None:
+    """A new user runs `esb up` in one terminal and `esb token` in another, with no ESB_MODE
+    set (production by default): the token is minted with the data directory's development
+    key, which the `esb up` workers (development mode) accept."""
+    from esb.cli import main
+
+    monkeypatch.setenv("ESB_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("ESB_MODE", "production")
+    monkeypatch.delenv("ESB_JWT_SECRET", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert main(["token", "--tenant", "acme"]) == 0
+        token = capsys.readouterr().out.strip()
+        dev = Settings(data_dir=tmp_path, mode="development")
+        assert Authenticator(dev).authenticate(f"Bearer {token}").tenant == "acme"
+    finally:
+        get_settings.cache_clear()
