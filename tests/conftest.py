@@ -90,6 +90,20 @@ def bus(broker_url: str, database_url: str, tmp_path_factory: pytest.TempPathFac
         group.stop_all()
 
 
+@pytest.fixture(scope="module")
+def fresh_bus(broker_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[tuple[WorkerGroup, int]]:
+    """A worker of the module's own (own prefix): for modules that wait on the archive
+    projection, which on the shared ``bus`` follows every topic every earlier test created
+    and rebalances whenever one appears (hundreds of times in a full run)."""
+    group = WorkerGroup(broker_url, database_url, tmp_path_factory.mktemp("fresh"))
+    port = group.start()
+    try:
+        yield group, port
+    finally:
+        group.stop_all()
+
+
 @pytest.fixture
 def worker_group(broker_url: str, database_url: str, tmp_path: Path) -> Iterator[WorkerGroup]:
     """A fresh bus (own prefix, app id, schema) for tests that start, kill or restart workers."""

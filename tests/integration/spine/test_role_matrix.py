@@ -161,3 +161,9 @@ def test_production_mode_refuses_to_start_without_issuer_audience_and_key(
     text = log.read_text(errors="replace")
     assert "ESB_JWT_ISSUER" in text and "ESB_JWT_AUDIENCE" in text, text[-2000:]
     assert not (tmp_path / group.prefix / "dev-jwt-secret").exists()
+
+
+@pytest.fixture(scope="module")
+def bus(fresh_bus: tuple[WorkerGroup, int]) -> tuple[WorkerGroup, int]:
+    """This module's own worker (see ``fresh_bus``)."""
+    return fresh_bus

@@ -327,3 +327,9 @@ def test_markers_cover_every_resource_kind() -> None:
 
 
 _ = Mapping  # re-exported for type hints in cases added later
+
+
+@pytest.fixture(scope="module")
+def bus(fresh_bus: tuple[WorkerGroup, int]) -> tuple[WorkerGroup, int]:
+    """This module's own worker (see ``fresh_bus``)."""
+    return fresh_bus
