@@ -78,16 +78,21 @@ def redis_url() -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def bus(broker_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[tuple[WorkerGroup, int]]:
-    """One shared worker for API tests; tests isolate themselves with unique tenants/streams."""
-    group = WorkerGroup(broker_url, database_url, tmp_path_factory.mktemp("bus"))
+def _running_worker(broker_url: str, database_url: str, tmp: Path
+                    ) -> Iterator[tuple[WorkerGroup, int]]:
+    group = WorkerGroup(broker_url, database_url, tmp)
     port = group.start()
     try:
         yield group, port
     finally:
         group.stop_all()
+
+
+@pytest.fixture(scope="session")
+def bus(broker_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[tuple[WorkerGroup, int]]:
+    """One shared worker for API tests; tests isolate themselves with unique tenants/streams."""
+    yield from _running_worker(broker_url, database_url, tmp_path_factory.mktemp("bus"))
 
 
 @pytest.fixture(scope="module")
@@ -96,12 +101,7 @@ def fresh_bus(broker_url: str, database_url: str, tmp_path_factory: pytest.TempP
     """A worker of the module's own (own prefix): for modules that wait on the archive
     projection, which on the shared ``bus`` follows every topic every earlier test created
     and rebalances whenever one appears (hundreds of times in a full run)."""
-    group = WorkerGroup(broker_url, database_url, tmp_path_factory.mktemp("fresh"))
-    port = group.start()
-    try:
-        yield group, port
-    finally:
-        group.stop_all()
+    yield from _running_worker(broker_url, database_url, tmp_path_factory.mktemp("fresh"))
 
 
 @pytest.fixture
