@@ -134,6 +134,7 @@ def _run_up(args: argparse.Namespace, data_dir: Path, ports: list[int]) -> int:
     broker = None
     storage = "external broker (ESB_BROKER)"
     supervisor: _Supervisor | None = None
+    pgdata: Path | None = None
     stopping = False
 
     def shutdown(signum: int, _frame: Any) -> None:
@@ -204,6 +205,12 @@ def _run_up(args: argparse.Namespace, data_dir: Path, ports: list[int]) -> int:
             stop_process(worker)
         if broker is not None:
             broker.stop()
+        if pgdata is not None:
+            # stopped before the data directory's lock is released, so that `esb backup` or the
+            # next `esb up` never meets a server still shutting down
+            from esb.db import stop_embedded_postgres
+
+            stop_embedded_postgres(pgdata, timeout=60.0)
         print("stopped", file=sys.stderr)
     return code
 

@@ -194,6 +194,9 @@ class Database:
         return applied_now
 
 
+EMBEDDED_POSTGRES_START_TIMEOUT_S = 90.0
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) a pip-installed PostgreSQL on ``data_dir``; returns its connection URL.
 
@@ -209,17 +212,22 @@ def start_embedded_postgres(data_dir: Path) -> str:
         import pgserver
 
     # pgserver races when two processes initialise the same directory at once (the second reads
-    # the first's initdb pid file); retrying joins the server the first one started.
-    for attempt in range(6):
+    # the first's initdb pid file), and it refuses a server that is still shutting down for the
+    # previous `esb up` (its status is "stopping", not "ready"); both pass, so retry for a while.
+    deadline = time.monotonic() + EMBEDDED_POSTGRES_START_TIMEOUT_S
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             server = pgserver.get_server(data_dir, cleanup_mode="stop")
             return str(server.get_uri())
         except Exception as exc:
-            if attempt == 5:
+            if time.monotonic() >= deadline:
                 raise StorageUnavailable(
-                    f"embedded PostgreSQL did not start in {data_dir}: {exc}") from exc
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+                    f"embedded PostgreSQL did not start in {data_dir} after {attempt} attempts:"
+                    f" {exc!r}") from exc
+            log.info("embedded PostgreSQL in %s not ready yet (%r); retrying", data_dir, exc)
+            time.sleep(min(0.5 * attempt, 3.0))
 
 
 def stop_embedded_postgres(data_dir: Path, timeout: float = 15.0) -> bool:
