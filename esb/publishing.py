@@ -6,20 +6,19 @@ Shared by the HTTP views (single and batch). The Kafka ingress asks the same dec
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from esb.authz import Narrowing
 from esb.envelope import Envelope
-from esb.kafka import ProducerPool, acked
+from esb.kafka import ProducerPool, acked_all
 from esb.metrics import PUBLISH_LATENCY, PUBLISHED, STREAM_PUBLISH_LATENCY
 from esb.observability import context as log_context
 from esb.observability import tracing
 from esb.publish_decision import Decision, PayloadChecks, PublishDecision, Rejected
 from esb.quotas import PublishQuota
-from esb.stage_history import append_stage, stage_entry
+from esb.stage_history import stage_appender, stage_entry
 from esb.streams import StreamDirectory
 
 VALIDATOR_ID = "proc_validation"
@@ -88,11 +87,12 @@ class Publisher:
             a = envelopes[0].attributes
             log_context.bind(event_id=a["id"], stream=a.get("stream"),
                              correlation_id=a.get("correlationid"))
+        with_stage = stage_appender(validated)
         futures = []
         spans: list[Any] = []
         try:
             for env, decided in zip(envelopes, decisions, strict=True):
-                headers = append_stage(env.kafka_headers(), validated)
+                headers = with_stage(env.kafka_headers())
                 if tracing.ENABLED:
                     spans.append(tracing.start_span(
                         "esb.publish", kind=tracing.SpanKind.PRODUCER, attributes={
@@ -102,7 +102,7 @@ class Publisher:
                 futures.append(await self.producers.send(
                     decided.topic, env.data, key=env.kafka_key(), headers=headers,
                     codec=decided.codec))
-            metas = await asyncio.gather(*(acked(f, "stream") for f in futures))
+            metas = await acked_all(futures, "stream")
         except BaseException as exc:
             tracing.end_all(spans, exc)
             raise

@@ -15,7 +15,7 @@ into processing-history records, ``esb.readside.stages``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from esb import jsonsafe
@@ -50,6 +50,20 @@ def append_stage(headers: Sequence[tuple[str, bytes]], entry: Mapping[str, Any],
     existing.append(dict(entry))
     out.append((HISTORY_HEADER, json.dumps(existing, separators=(",", ":")).encode()))
     return out
+
+
+def stage_appender(entry: Mapping[str, Any],
+                   ) -> Callable[[Sequence[tuple[str, bytes]]], list[tuple[str, bytes]]]:
+    """``append_stage`` for a batch sharing one entry: records without a history yet (every
+    fresh publish) get the entry encoded once for the whole batch, not once per record."""
+    first = (HISTORY_HEADER, json.dumps([dict(entry)], separators=(",", ":")).encode())
+
+    def append(headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        if any(key == HISTORY_HEADER for key, _ in headers):
+            return append_stage(headers, entry)
+        return [*headers, first]
+
+    return append
 
 
 def decode(value: bytes | None) -> list[Any]:

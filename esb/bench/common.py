@@ -143,7 +143,9 @@ def token_for(benv: BenchEnv, tenant: str) -> str:
     from esb.auth import mint_token
     from esb.settings import Settings
 
-    return mint_token(Settings(data_dir=benv.data_dir), tenant=tenant, subject="bench")
+    # the bench's workers run in development mode (bench_env); mint with the same dev key
+    return mint_token(Settings(data_dir=benv.data_dir, mode="development"), tenant=tenant,
+                      subject="bench")
 
 
 async def http_json(session: Any, method: str, url: str, token: str, body: Any = None) -> Any:

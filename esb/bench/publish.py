@@ -4,13 +4,19 @@ same events on the same broker in the same run; request latency percentiles and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 
 from esb import ids
 from esb.bench.common import (
+    BenchEnv,
     RssSampler,
     bench_env,
     http_json,
@@ -20,6 +26,7 @@ from esb.bench.common import (
     worker,
 )
 from esb.bench.pipeline import PARTITIONS, ce_headers, create_topics, make_payload, producer
+from esb.embedded import free_port, stop_process
 
 TENANT = "bench"
 STREAM = "orders"
@@ -46,7 +53,8 @@ async def raw_produce(bootstrap: str, topic: str, n: int, payload: bytes) -> dic
 
 
 async def http_phase(base: str, token: str, *, total: int, concurrency: int, batch: int,
-                     pad: str) -> dict[str, Any]:
+                     pad: str, path: str = "/api/v1/events") -> dict[str, Any]:
+    """``concurrency`` clients post ``total`` events to ``base + path`` (``/batch`` when batching)."""
     headers = {"Authorization": f"Bearer {token}"}
     latencies: list[float] = []
     counter = iter(range(0, total, batch))
@@ -57,9 +65,9 @@ async def http_phase(base: str, token: str, *, total: int, concurrency: int, bat
         for start in counter:
             count = min(batch, total - start)
             if batch == 1:
-                url, body = f"{base}/api/v1/events", seed_event(start, pad)
+                url, body = f"{base}{path}", seed_event(start, pad)
             else:
-                url = f"{base}/api/v1/events/batch"
+                url = f"{base}{path}/batch"
                 body = {"events": [seed_event(start + j, pad) for j in range(count)]}
             t0 = time.perf_counter()
             async with session.post(url, json=body, headers=headers) as resp:
@@ -77,6 +85,44 @@ async def http_phase(base: str, token: str, *, total: int, concurrency: int, bat
             "errors": errors, "seconds": round(elapsed, 3),
             "events_per_s": round(total / elapsed, 1),
             "request_latency_ms": latency_summary_ms(latencies)}
+
+
+@contextlib.contextmanager
+def bare_endpoint(benv: BenchEnv, topic: str) -> Iterator[str]:
+    """The bare aiohttp + aiokafka endpoint in a child process; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esb.bench.bare_endpoint", "--port", str(port),
+         "--bootstrap", benv.bootstrap, "--topic", topic],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the bare publish endpoint did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        stop_process(proc)
+
+
+def bare_phases(benv: BenchEnv, args: Any, pad: str, single_total: int) -> dict[str, Any]:
+    topic = f"{benv.prefix}.raw.http"
+    run_async(create_topics(benv.bootstrap, [topic]))
+    with bare_endpoint(benv, topic) as base:
+        return {
+            "single": run_async(http_phase(base, "", total=single_total,
+                                           concurrency=args.concurrency, batch=1, pad=pad,
+                                           path="/events")),
+            "batch": run_async(http_phase(base, "", total=args.events,
+                                          concurrency=max(1, args.concurrency // 8),
+                                          batch=args.batch_size, pad=pad, path="/events")),
+        }
 
 
 def run_publish(args: Any) -> dict[str, Any]:
@@ -102,6 +148,7 @@ def run_publish(args: Any) -> dict[str, Any]:
                                        concurrency=max(1, args.concurrency // 8),
                                        batch=args.batch_size, pad=pad))
         memory = rss.summary()
+        bare = bare_phases(benv, args, pad, single_total)
     return {
         "benchmark": "publish",
         "payload_bytes": len(payload),
@@ -110,5 +157,11 @@ def run_publish(args: Any) -> dict[str, Any]:
         "http_batch": batched,
         "ratio_single": round(single["events_per_s"] / baseline["events_per_s"], 3),
         "ratio_batch": round(batched["events_per_s"] / baseline["events_per_s"], 3),
+        # issue 15 goal 3: >= 0.7 of a bare aiohttp + aiokafka endpoint, same clients, same run
+        "baseline_bare_http_endpoint": bare,
+        "ratio_single_to_bare_http": round(single["events_per_s"]
+                                           / bare["single"]["events_per_s"], 3),
+        "ratio_batch_to_bare_http": round(batched["events_per_s"]
+                                          / bare["batch"]["events_per_s"], 3),
         "worker_memory": memory,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -72,12 +73,11 @@ def parse_events(request: web.Request, raw: bytes, who: Principal, *, batch: boo
     return [_seed_envelope(item, who) for item in items]
 
 
-async def _publish(view: View, request: web.Request, *, batch: bool) -> web.Response:
-    runtime = view.app.runtime
-    settings = runtime.settings
-    who = principal(request)
-    limit = settings.max_batch_bytes if batch else settings.max_event_bytes + 65536
-    raw = await read_body(request, limit)
+async def idempotent(runtime: Any, request: web.Request, who: Principal, raw: bytes,
+                     publish: Callable[[], Awaitable[dict[str, Any]]]) -> web.Response:
+    """Answer with ``publish()``'s body (201), once per ``Idempotency-Key``: a retry with the
+    same key and body gets the stored answer, the same key with another body a 409, and a
+    failed attempt releases the key so the retry runs again."""
     idem_key = request.headers.get("Idempotency-Key")
     fp = fingerprint(raw)
     if idem_key is not None:
@@ -85,6 +85,24 @@ async def _publish(view: View, request: web.Request, *, batch: bool) -> web.Resp
         if stored is not None:
             return json_response(stored.body, status=stored.status)
     try:
+        body = await publish()
+    except BaseException:
+        if idem_key is not None:
+            await runtime.idempotency.release(who.tenant, idem_key)
+        raise
+    if idem_key is not None:
+        await runtime.idempotency.complete(who.tenant, idem_key, fp, StoredResponse(201, body))
+    return json_response(body, status=201)
+
+
+async def _publish(view: View, request: web.Request, *, batch: bool) -> web.Response:
+    runtime = view.app.runtime
+    settings = runtime.settings
+    who = principal(request)
+    limit = settings.max_batch_bytes if batch else settings.max_event_bytes + 65536
+    raw = await read_body(request, limit)
+
+    async def publish() -> dict[str, Any]:
         envelopes = parse_events(request, raw, who, batch=batch)
         if len(envelopes) > settings.max_batch_events:
             raise InvalidRequest(f"a batch holds at most {settings.max_batch_events} events",
@@ -92,18 +110,12 @@ async def _publish(view: View, request: web.Request, *, batch: bool) -> web.Resp
         results = await runtime.publisher.publish_many(
             envelopes, who.tenant, path="http-batch" if batch else "http",
             scope=who.narrowing(Permission.PUBLISH))
-    except BaseException:
-        if idem_key is not None:
-            await runtime.idempotency.release(who.tenant, idem_key)
-        raise
-    if batch:
-        body: dict[str, Any] = {"published": len(results), "failed": 0, "events": results,
-                                "message": "Event batch published successfully"}
-    else:
-        body = {**results[0], "message": "Event published successfully"}
-    if idem_key is not None:
-        await runtime.idempotency.complete(who.tenant, idem_key, fp, StoredResponse(201, body))
-    return json_response(body, status=201)
+        if batch:
+            return {"published": len(results), "failed": 0, "events": results,
+                    "message": "Event batch published successfully"}
+        return {**results[0], "message": "Event published successfully"}
+
+    return await idempotent(runtime, request, who, raw, publish)
 
 
 @blueprint.route("/events", name="events")

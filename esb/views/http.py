@@ -260,8 +260,12 @@ def parse_json(body: bytes | str, *, max_depth: int | None = None) -> Any:
 
 
 async def read_json(request: web.Request, limit: int) -> Any:
-    return parse_json(await read_body(request, limit),
-                      max_depth=request.get(_LIMITS, LIMITS).max_json_depth)
+    return body_json(request, await read_body(request, limit))
+
+
+def body_json(request: web.Request, raw: bytes) -> Any:
+    """``raw`` (the request's body, already read) parsed under this app's JSON limits."""
+    return parse_json(raw, max_depth=request.get(_LIMITS, LIMITS).max_json_depth)
 
 
 def validation_problem(exc: Any) -> EsbError:

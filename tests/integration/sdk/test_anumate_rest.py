@@ -37,6 +37,24 @@ async def test_seed_003_curl_publishes_to_the_default_stream(api_for, bootstrap)
     assert again[0] == 201 and again[1]["stream_name"] == "anumate_events"  # default source
 
 
+async def test_a_retry_with_the_same_idempotency_key_publishes_once(api_for, bootstrap) -> None:
+    api = api_for(unique())
+    event = {"event_type": "com.anumate.order.placed", "data": {"n": 1}}
+    key = {"Idempotency-Key": unique("idem")}
+    first = await api.post("/events/publish?source=shop", event, headers=key)
+    again = await api.post("/events/publish?source=shop", event, headers=key)
+    assert first[0] == again[0] == 201, (first, again)
+    assert again[1]["event_id"] == first[1]["event_id"]
+    other = await api.post("/events/publish?source=shop", {**event, "data": {"n": 2}},
+                           headers=key)
+    assert (other[0], other[1]["code"]) == (422, "validation_failed")  # key reused, new body
+    fresh = await api.post("/events/publish?source=shop", event)
+    assert fresh[0] == 201 and fresh[1]["event_id"] != first[1]["event_id"]
+    records = await consume_all(bootstrap, [first[1]["topic"]], expect=3, timeout=8)
+    assert len(records) == 2 and sorted(header(r, "ce_id") for r in records) == sorted(
+        {first[1]["event_id"], fresh[1]["event_id"]})
+
+
 async def test_bad_anumate_requests_are_problems(api_for) -> None:
     tenant = unique()
     api = api_for(tenant)
