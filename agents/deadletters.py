@@ -17,6 +17,8 @@ from mode import Service
 
 from esb.consumer_kit import Batches, ConsumerLoop, describe
 from esb.deadletter_store import DeadLetterRow, count_dead_letters
+from esb.observability import tracing
+from esb.observability.deadletters import dead_letter_spans
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,13 @@ class DeadLetterIndexer(ConsumerLoop):
                               list(rec.headers or ()))
                 for tp, records in batches.items() for rec in records]
         assert self.runtime.dead_letters is not None
-        await self.runtime.dead_letters.upsert(rows)
+        spans = dead_letter_spans(row.headers for row in rows)  # [] with tracing off
+        try:
+            await self.runtime.dead_letters.upsert(rows)
+        except BaseException as exc:
+            tracing.end_all(spans, exc)
+            raise
+        tracing.end_all(spans)
         count_dead_letters(rows)
 
     async def quarantine(self, tp: TopicPartition, record: Any, exc: BaseException) -> None:
@@ -59,4 +67,5 @@ def install(app: Any) -> DeadLetterIndexService:
     runtime = app.runtime
     service = DeadLetterIndexService(runtime, loop=runtime.loop, beacon=runtime.beacon)
     runtime.add_child(service)
+    app.deadletter_index = service  # its group's lag is scanned (esb.monitoring.groups)
     return service

@@ -57,6 +57,7 @@ from esb.delivery.names import (
     tier_label,
 )
 from esb.delivery.ratelimit import InMemoryRateLimiter, RateLimit
+from esb.delivery.replay_job import replay_marker
 from esb.delivery.retry import (
     AttemptLog,
     DelayTiers,
@@ -436,8 +437,8 @@ class SubscriptionRunner(_Runner):
         for tp in assigned:
             name = f"{tp.topic}:{tp.partition}"
             if replay and name in replay.get("offsets", {}):
-                marker = (f"{self.worker.runtime.topics.prefix}:replay:{self.sub_id}:"
-                          f"{replay['replay_id']}:{name}")
+                marker = replay_marker(self.worker.runtime.topics.prefix, self.sub_id,
+                                       replay["replay_id"], name)
                 if not await self.worker.replay_applied(marker):
                     consumer.seek(tp, int(replay["offsets"][name]))
                     with contextlib.suppress(Exception):

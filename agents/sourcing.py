@@ -19,6 +19,7 @@ from mode import Service
 
 from esb.errors import EsbError
 from esb.kafka import TopicSpec, acked
+from esb.observability import sourcing as traced
 from esb.sourcing.append import AppendDecision, AppendOutcome
 from esb.sourcing.commands import OwnerCommand
 from esb.sourcing.outbound import envelope_for, kafka_headers
@@ -49,29 +50,38 @@ def install(app: Any, feature: Any) -> Any:
     inflight: set[asyncio.Task[None]] = set()
 
     async def answer_after_ack(ack: asyncio.Future[Any], command_id: str, topic: str,
-                               decision: AppendDecision) -> None:
+                               decision: AppendDecision, span: Any) -> None:
         try:
             await acked(ack, topic)
         except EsbError as exc:
+            traced.end_publish(span, exc)
             replies.fail(command_id, exc)
         else:
+            traced.end_publish(span)
             replies.resolve(command_id, decision)
 
-    async def handle_append(command: OwnerCommand, started_ms: float) -> None:
+    async def handle_append(command: OwnerCommand, started_ms: float, span: Any) -> None:
         assert command.append is not None and command.delivery is not None
         result = store.append(command.append)
         decision = result.decision
+        traced.decided(span, decision.outcome.value, decision.version)
         if decision.outcome is AppendOutcome.CONFLICT or result.event is None:
             replies.resolve(command.command_id, decision)
             return
         delivery = command.delivery
         envelope = envelope_for(result.event, delivery)
         headers = kafka_headers(envelope, started_ms, time.time() * 1000, result.event.version)
-        ack = await runtime.producers.send(delivery.topic, envelope.data,
-                                           key=envelope.kafka_key(), headers=headers,
-                                           codec=delivery.codec)
+        headers, publish = traced.publish_span(headers, delivery.topic, envelope.id,
+                                               command.tenant_id)
+        try:
+            ack = await runtime.producers.send(delivery.topic, envelope.data,
+                                               key=envelope.kafka_key(), headers=headers,
+                                               codec=delivery.codec)
+        except BaseException as exc:
+            traced.end_publish(publish, exc)
+            raise
         task = asyncio.ensure_future(
-            answer_after_ack(ack, command.command_id, delivery.topic, decision))
+            answer_after_ack(ack, command.command_id, delivery.topic, decision, publish))
         inflight.add(task)
         task.add_done_callback(inflight.discard)
 
@@ -85,13 +95,14 @@ def install(app: Any, feature: Any) -> Any:
                 log.warning("dropping malformed sourcing command: %s", exc)
                 continue
             try:
-                if command.kind == "append":
-                    await handle_append(command, started_ms)
-                elif command.kind == "snapshot":
-                    version = store.take_snapshot(command.tenant_id, command.aggregate_id)
-                    replies.resolve(command.command_id, version)
-                else:
-                    log.warning("unknown sourcing command kind %r", command.kind)
+                with traced.decide_span(command.trace, command.kind, command.tenant_id) as span:
+                    if command.kind == "append":
+                        await handle_append(command, started_ms, span)
+                    elif command.kind == "snapshot":
+                        version = store.take_snapshot(command.tenant_id, command.aggregate_id)
+                        replies.resolve(command.command_id, version)
+                    else:
+                        log.warning("unknown sourcing command kind %r", command.kind)
             except EsbError as exc:  # a client error (e.g. type mismatch) or a broker error
                 replies.fail(command.command_id, exc)
             except Exception as exc:  # a bug a command triggers must not stop the owner agent

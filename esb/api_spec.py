@@ -274,6 +274,9 @@ DLQ_FILTERS = (
     Param("since", TIME), Param("until", TIME), _int("limit", 1, 10_000), Param("before"),
     _flag("unattributed", "operators only: records that named no tenant"))
 UNATTRIBUTED = (_flag("unattributed", "operators only: records that named no tenant"),)
+#: long operations that can run as a job (ADR 0016)
+_RESPOND_ASYNC = Param("Prefer", location="header",
+                       description="respond-async: answer 202 with a job (GET /jobs/{id})")
 ERASURE: JsonSchema = {"type": "object", "required": ["subject_id", "erased_keys", "erased_at"],
                        "properties": {"subject_id": {"type": "string"},
                                       "erased_keys": {"type": "integer", "minimum": 0},
@@ -389,19 +392,18 @@ ROUTES: tuple[Route, ...] = (
          scoped=(("name", Resource.READ_MODEL), ("key", Resource.DOCUMENT)), needs=P.READ),
     _api("POST", "/read-models/{name}/rebuild", "rebuild_read_model",
          "Re-derive a read model from the archive", "read side", response=LOOSE,
-         scoped=(("name", Resource.READ_MODEL),), needs=P.OPERATE),
+         params=(_RESPOND_ASYNC,), scoped=(("name", Resource.READ_MODEL),), needs=P.OPERATE),
     _api("POST", "/read-models/{name}/replay", "replay_read_model",
          "Re-apply one aggregate's or stream's events", "read side",
          request=_json(ReplayRequest), request_required=False, response=LOOSE,
-         scoped=(("name", Resource.READ_MODEL),), needs=P.OPERATE),
+         params=(_RESPOND_ASYNC,), scoped=(("name", Resource.READ_MODEL),), needs=P.OPERATE),
     # ---------------------------------------------------------------- dead letters
     _api("GET", "/dead-letters", "list_dead_letters", "Dead letters (filters, keyset paging)",
          "dead letters", response=LOOSE, params=DLQ_FILTERS, needs=P.READ),
     _api("POST", "/dead-letters/redrive", "redrive_dead_letters",
          "Redrive every dead letter matching a filter", "dead letters",
          request=_json(DeadLetterRedriveFilter), response=LOOSE, needs=P.OPERATE,
-         params=(Param("Prefer", location="header",
-                       description="respond-async: answer 202 with a job (GET /jobs/{id})"),)),
+         params=(_RESPOND_ASYNC,)),
     _api("GET", "/dead-letters/{dlq_id}", "get_dead_letter", "One dead letter, untouched",
          "dead letters", response=LOOSE, params=UNATTRIBUTED, scoped=(("dlq_id", DL),),
          needs=P.READ),
@@ -489,7 +491,8 @@ ROUTES: tuple[Route, ...] = (
          response=SubscriptionStatusResponse,
          scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.READ),
     _api("POST", "/subscriptions/{subscription_id}/replay", "replay_subscription",
-         "Redeliver from a time or offsets", "subscriptions",
+         "Redeliver from a time or offsets; answers with a job (GET /jobs/{id}) that succeeds "
+         "when the end offsets of the request are redelivered", "subscriptions",
          request=_json(SubscriptionReplay), response=LOOSE, status=202,
          scoped=(("subscription_id", Resource.SUBSCRIPTION),), needs=P.OPERATE),
     _api("POST", "/subscriptions/{subscription_id}/rotate-secret", "rotate_subscription_secret",

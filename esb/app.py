@@ -22,8 +22,8 @@ from esb.settings import Settings, get_settings
 if TYPE_CHECKING:
     from agents.ingress import IngressRouterService
     from agents.projection import ProjectionService
-    from esb.delivery.feature import DeliveryFeature
     from esb.audit.service import AuditService
+    from esb.delivery.feature import DeliveryFeature
     from esb.monitoring.feature import MonitoringFeature
     from esb.processing.feature import ProcessingFeature
     from esb.schemas.service import SchemaRegistryService
@@ -52,11 +52,15 @@ class EsbApp(faust.App):
         views.on_webserver_init(self, web)
 
 
-def bound_faust_fetch_wait(max_wait_ms: int) -> None:
+def bound_faust_fetch_wait(max_wait_ms: int, idle_max_wait_ms: int | None = None) -> None:
     """Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer. A broker that does not wake
     a long poll when data arrives (Tansu does not) then holds every agent fetch for up to 1.5 s:
-    event-sourcing appends took that long per command. Bound it by ``ESB_FETCH_MAX_WAIT_MS``."""
+    event-sourcing appends took that long per command. Bound it by ``ESB_FETCH_MAX_WAIT_MS``
+    while records flow, and let it grow to ``idle_max_wait_ms`` while they do not: the same
+    quiet-partition policy as the consumer kit's (``esb.fetch_wait``, ADR 0021)."""
     from faust.transport.drivers import aiokafka as driver
+
+    from esb.fetch_wait import adapt
 
     create = driver.AIOKafkaConsumerThread._create_worker_consumer
     if getattr(create, "_esb_bounded", False):
@@ -64,8 +68,8 @@ def bound_faust_fetch_wait(max_wait_ms: int) -> None:
 
     def create_bounded(self: Any, transport: Any) -> Any:
         consumer = create(self, transport)
-        consumer._fetch_max_wait_ms = min(consumer._fetch_max_wait_ms, max_wait_ms)
-        return consumer
+        low = min(consumer._fetch_max_wait_ms, max_wait_ms)
+        return adapt(consumer, low, max(low, idle_max_wait_ms or low))
 
     create_bounded._esb_bounded = True  # type: ignore[attr-defined]
     driver.AIOKafkaConsumerThread._create_worker_consumer = create_bounded  # type: ignore[method-assign]
@@ -104,7 +108,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> EsbApp:
     settings = settings or get_settings()
-    bound_faust_fetch_wait(settings.fetch_max_wait_ms)
+    bound_faust_fetch_wait(settings.fetch_max_wait_ms, settings.fetch_idle_max_wait_ms)
     tracing.configure(service_instance=obs_logging.worker_id(settings.web_port),  # OTEL_* env
                       traces_file=str(settings.traces_file) if settings.traces_file else None)
     from esb import recovery

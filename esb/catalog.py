@@ -180,14 +180,15 @@ class MetadataCatalog(Service):
             self._applied = records[-1].offset
             self._progress.notify_all()
 
-    async def sync(self, *, timeout: float = 5.0) -> None:
+    async def sync(self, *, timeout: float = 5.0, force: bool = False) -> None:
         """Catch up with the log's current end: read-your-writes across replicas.
 
         Called on a miss (an unknown stream, say), so a client that created something on one
         replica and uses it on another right away is not told it does not exist. Cheap when the
-        replica is already current; repeated misses within 100 ms share one round trip.
+        replica is already current; repeated misses within 100 ms share one round trip unless
+        ``force`` (a count checked under a cross-replica lock, ADR 0016).
         """
-        if self._consumer is None or time.monotonic() - self._synced_at < 0.1:
+        if self._consumer is None or (not force and time.monotonic() - self._synced_at < 0.1):
             return
         try:
             end = (await self._consumer.end_offsets([self._tp]))[self._tp]

@@ -1,8 +1,8 @@
 """The ``esb`` command: run the bus, mint development tokens, run benchmarks.
 
     esb up [--workers N] [--port 8080]     start broker (embedded unless ESB_BROKER), database
-          [--durable]                     (embedded unless ESB_DATABASE_URL) and worker replicas;
-                                          memory unless --durable (kept under ESB_DATA_DIR)
+          [--ephemeral]                   (embedded unless ESB_DATABASE_URL) and worker replicas;
+                                          durable under ESB_DATA_DIR unless --ephemeral (memory)
     esb token --tenant acme [--role publisher] [--scope publish:orders-*] [--ttl 86400]
     esb bench pipeline|publish [...]      JSON results on stdout
     esb audit verify [--public-key KEY]   check the audit trail in PostgreSQL (ADR 0017)
@@ -107,7 +107,7 @@ class _Supervisor:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start broker, database and workers; in memory unless ``--durable`` (ADR 0014). One
+    """Start broker, database and workers; durable unless ``--ephemeral`` (ADR 0014). One
     ``esb up`` per data directory (a lock): two brokers on the same files would corrupt them."""
     from esb.backup import data_dir_lock
     from esb.settings import get_settings
@@ -120,13 +120,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _run_up(args, data_dir, ports)
 
 
+def up_is_ephemeral(args: argparse.Namespace) -> bool:
+    """Durable is the default (ADR 0014); ``--durable`` is still accepted and means it."""
+    return bool(args.ephemeral)
+
+
 def _run_up(args: argparse.Namespace, data_dir: Path, ports: list[int]) -> int:
     from esb.db import start_embedded_postgres
     from esb.embedded import EmbeddedBroker, spawn_worker, start_watchdog, stop_process
     from esb.settings import get_settings
 
     logs = data_dir / "logs"
-    ephemeral = not args.durable
+    ephemeral = up_is_ephemeral(args)
     state_dir = _prepare_ephemeral(data_dir) if ephemeral else data_dir
     # the embedded bus is a development install: dev keys and tokens (the Helm chart is production)
     env: dict[str, str] = {"ESB_DATA_DIR": str(state_dir),
@@ -157,9 +162,12 @@ def _run_up(args: argparse.Namespace, data_dir: Path, ports: list[int]) -> int:
             env["ESB_DATABASE_URL"] = start_embedded_postgres(pgdata)
             start_watchdog(os.getpid(), pgdata=pgdata, log_path=logs / "watchdog.log")
         if broker is not None and not broker.durable:
-            print("esb up: WARNING: embedded broker in MEMORY mode: every stream, event and "
-                  "offset is lost when it stops (esb up --durable keeps them)", file=sys.stderr,
-                  flush=True)
+            print("esb up: WARNING: embedded broker in MEMORY mode (--ephemeral): every stream, "
+                  "event and offset is lost when it stops (esb up without --ephemeral keeps "
+                  "them)", file=sys.stderr, flush=True)
+        elif broker is not None:
+            print(f"esb up: durable: streams, events and offsets are kept in {data_dir} "
+                  "(esb up --ephemeral for a throwaway bus)", file=sys.stderr, flush=True)
         os.environ.update(env)
         get_settings.cache_clear()
         settings = get_settings()
@@ -300,11 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--verbose", action="store_true", help="worker logs to this terminal")
     mode = up.add_mutually_exclusive_group()
     mode.add_argument("--durable", action="store_true",
-                      help="keep everything under ESB_DATA_DIR (Tansu on a local object store; "
-                           "experimental: slow consumers, see README Known limits)")
+                      help="the default, accepted for old scripts: keep every stream, event and "
+                           "offset under ESB_DATA_DIR (Tansu on a loopback object store)")
     mode.add_argument("--ephemeral", action="store_true",
-                      help="the default: memory broker and fresh local state, nothing survives "
-                           "a restart")
+                      help="memory broker and fresh local state, nothing survives a restart "
+                           "(tests, benchmarks)")
     up.set_defaults(func=cmd_up)
 
     backup = sub.add_parser("backup", help="copy the durable embedded stack into DIR (stopped)")

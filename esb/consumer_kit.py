@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.errors import BrokerUnavailable, StorageUnavailable
+from esb.fetch_wait import adapt
 from esb.kafka_security import kafka_client_options
 from esb.metrics import CONSUMER_BACKOFFS, CONSUMER_POISON
 from esb.observability import context as log_context
@@ -44,6 +45,10 @@ Batches = dict[TopicPartition, list[Any]]
 #: backoff after an infrastructure failure: first wait, cap (seconds)
 BACKOFF_FIRST_S = 0.5
 BACKOFF_CAP_S = 30.0
+#: a loop without an ``on_idle`` hook waits this long per empty poll once it has drained: records
+#: still wake ``getmany`` at once, only the idle turns of the loop get rarer (ADR 0021); a stop
+#: waits for the poll in progress, so this also bounds how long stopping an idle loop takes
+IDLE_POLL_TIMEOUT_MS = 500
 
 
 class StopLoop(Exception):
@@ -121,7 +126,9 @@ class HealthBoard:
 def build_consumer(settings: Settings, group_id: str | None, *, client_id: str | None = None,
                    **overrides: Any) -> AIOKafkaConsumer:
     """The one place consumer options are chosen: manual commits, earliest, bounded fetch wait,
-    the group timeouts of the settings. ``overrides`` wins."""
+    the group timeouts of the settings. ``overrides`` wins. The fetch wait is the minimum of
+    the quiet-partition policy (:mod:`esb.fetch_wait`, ADR 0021): it grows up to
+    ``ESB_FETCH_IDLE_MAX_WAIT_MS`` while no records come back."""
     options: dict[str, Any] = dict(
         **kafka_client_options(settings), group_id=group_id,
         client_id=client_id or group_id or f"{settings.app_id}-reader",
@@ -131,7 +138,9 @@ def build_consumer(settings: Settings, group_id: str | None, *, client_id: str |
         session_timeout_ms=settings.group_session_timeout_ms,
         heartbeat_interval_ms=settings.group_heartbeat_interval_ms)
     options.update(overrides)
-    return AIOKafkaConsumer(**options)
+    min_wait = int(options["fetch_max_wait_ms"])
+    return adapt(AIOKafkaConsumer(**options), min_wait,  # type: ignore[no-any-return]
+                 max(min_wait, settings.fetch_idle_max_wait_ms))
 
 
 @dataclass
@@ -177,6 +186,7 @@ class ConsumerLoop(ConsumerRebalanceListener):
         self.suspects: dict[TopicPartition, int] = {}
         self._backoff = BACKOFF_FIRST_S
         self._failing = False
+        self._empty_polls = 0
         #: the poll being handled: per partition, (first offset, last offset)
         self._polling: dict[TopicPartition, tuple[int, int]] = {}
         #: the last offset this loop committed, per partition (a rewind never goes before it)
@@ -358,13 +368,15 @@ class ConsumerLoop(ConsumerRebalanceListener):
     async def step(self) -> None:
         consumer = self.consumer
         assert consumer is not None
-        batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms)
+        batches = await consumer.getmany(timeout_ms=self._poll_timeout_ms())
         if self.stopping:
             return  # not handled, not committed: the next owner reads these again
         if not batches:
+            self._empty_polls += 1
             await self.drain()
             await self.on_idle()
             return
+        self._empty_polls = 0
         async with self.lock:
             batches = {tp: records for tp, records in batches.items()
                        if records and tp in self.assigned}
@@ -384,6 +396,14 @@ class ConsumerLoop(ConsumerRebalanceListener):
             while self.inflight and (len(self.inflight) >= self.max_inflight
                                      or _done(self.inflight[0].futures)):
                 await self._complete(self.inflight.popleft())
+
+    def _poll_timeout_ms(self) -> int:
+        """The stage's poll timeout; longer once an idle loop has drained, unless the stage has
+        an ``on_idle`` hook that wants its cadence."""
+        if (self._empty_polls < 2 or self.inflight
+                or type(self).on_idle is not ConsumerLoop.on_idle):
+            return self.poll_timeout_ms
+        return max(self.poll_timeout_ms, IDLE_POLL_TIMEOUT_MS)
 
     async def _one_at_a_time(self, batches: Batches) -> None:
         """Replay a failed poll record by record; quarantine the ones that fail on their own."""

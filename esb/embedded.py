@@ -6,11 +6,13 @@ Two storage modes (ADR 0014):
 - ``memory``: topics live in the broker process and vanish with it (tests, benchmarks,
   ``esb up --ephemeral``);
 - ``s3`` (durable, the ``esb up`` default): Tansu's ``s3://`` engine against a loopback
-  S3-compatible server (the ``localbucket`` package) that keeps every object as a plain file
-  under the data directory, so topics, records and committed offsets survive restarts.
+  S3-compatible server (``localbucket`` with our listing index, ``esb/objectstore.py``) that
+  keeps every object as a plain file under the data directory, so topics, records and
+  committed offsets survive restarts.
 
-Run ``python -m esb.embedded objectstore DIR --port N`` to serve DIR the way the durable
-broker sees it.
+Run ``python -m esb.embedded objectstore DIR --port N [--trace]`` to serve DIR the way the
+durable broker sees it (``--trace`` or ``ESB_OBJECTSTORE_TRACE=1``: every request, with its
+duration, on stderr, which ``esb up`` sends to ``logs/objectstore.log``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import logging
 import os
 import signal
 import socket
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Literal
 
 from esb.errors import ConfigurationError
 
@@ -115,7 +116,8 @@ def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | Non
 
 
 class ObjectStore:
-    """A loopback S3-compatible server (``localbucket``) keeping objects as files under ``root``."""
+    """A loopback S3-compatible server keeping objects as files under ``root``: localbucket
+    with an in-memory listing index (``esb/objectstore.py``)."""
 
     def __init__(self, root: Path, port: int | None = None, log_path: Path | None = None,
                  parent_bound: bool = False) -> None:
@@ -311,66 +313,10 @@ def _watch(parent: int, pgdata: Path, interval: float = 0.5) -> None:
 
 
 def _folder_stamps(folder: Path) -> dict[str, int]:
-    """Microsecond stamps for the files of one folder, strictly increasing in name order
-    (running maximum of mtime, plus the file's rank), whatever page of a listing asks."""
-    stamps: dict[str, int] = {}
-    newest = 0
-    with contextlib.suppress(OSError):
-        for rank, entry in enumerate(sorted(os.scandir(folder), key=lambda e: e.name)):
-            if entry.is_file():
-                newest = max(newest, entry.stat().st_mtime_ns // 1000)
-                stamps[entry.name] = newest + rank
-    return stamps
+    """Start-up LastModified stamps of one folder (kept here for callers of the old name)."""
+    from esb.objectstore import folder_stamps
 
-
-def _serve_object_store(root: Path, port: int) -> None:
-    """Serve ``root`` with localbucket, listing objects with strictly increasing LastModified.
-
-    Tansu's s3 engine answers ListOffsets(latest) from the partition's batch object with the
-    newest LastModified. localbucket reports whole seconds, so after a restart every batch
-    written in the same second ties and Tansu picks the first: the end offset reads 1 where it
-    is N (consumers, Faust recovery and our catalog read then stop at the wrong place). Within
-    one folder, batch keys sort by offset, so microseconds that never go backwards in key order
-    give Tansu the true last batch."""
-    import datetime as dt
-
-    import localbucket
-
-    class Handler(localbucket.S3Handler):  # type: ignore[misc, name-defined]
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _add_list_entries(self, root: Any, contents: list[tuple[str, Path]],
-                              common_prefixes: list[str], encode: Any) -> None:
-            stamps: dict[Path, dict[str, int]] = {}
-            for key, path in contents:
-                stat = path.stat()
-                if path.parent not in stamps:
-                    stamps[path.parent] = _folder_stamps(path.parent)
-                micros = stamps[path.parent].get(path.name, stat.st_mtime_ns // 1000)
-                stamp = dt.datetime.fromtimestamp(micros // 1_000_000, dt.UTC).replace(
-                    microsecond=micros % 1_000_000)
-                item = localbucket.ET.SubElement(root, "Contents")
-                localbucket.sub_element(item, "Key", encode(key))
-                localbucket.sub_element(item, "LastModified",
-                                        stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-                localbucket.sub_element(item, "ETag", f'"{localbucket.object_etag(path)}"')
-                localbucket.sub_element(item, "Size", str(stat.st_size))
-                localbucket.sub_element(item, "StorageClass", "STANDARD")
-            for common in common_prefixes:
-                item = localbucket.ET.SubElement(root, "CommonPrefixes")
-                localbucket.sub_element(item, "Prefix", encode(common))
-
-    logging.basicConfig(level=logging.WARNING)
-    root = root.resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    Handler.data_root = root
-    server = localbucket.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+    return folder_stamps(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     store = sub.add_parser("objectstore", help="serve DIR as S3 on loopback (durable broker)")
     store.add_argument("root", type=Path)
     store.add_argument("--port", type=int, required=True)
+    store.add_argument("--trace", action="store_true",
+                       help="log every request (method, path, query, duration) to stderr")
     watchdog = sub.add_parser("watchdog", help="stop the embedded database when PARENT dies")
     watchdog.add_argument("--parent", type=int, required=True)
     watchdog.add_argument("--pgdata", type=Path, required=True)
@@ -386,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "watchdog":
         _watch(args.parent, args.pgdata)
     else:
-        _serve_object_store(args.root, args.port)
+        from esb.objectstore import serve
+
+        serve(args.root, args.port, trace=args.trace or bool(os.environ.get("ESB_OBJECTSTORE_TRACE")))
     return 0
 
 

@@ -58,13 +58,16 @@ CONSUMER_POISON = Counter("esb_consumer_poison_records_total",
 # Labels stay bounded: tenant, stream, group, subscription, processor/pattern ids are all
 # bounded by what a tenant defined; never event ids, aggregate ids or raw paths.
 
+# ``stage`` says which loop runs the group: ``delivery`` (a subscription; ``group`` is its id),
+# or the worker's own groups (``group`` is the Kafka group id): ``ingress``, ``projection``,
+# ``deadletter-index``, ``processor``, ``delivery-retry``, ``sourcing``
 CONSUMER_LAG = Gauge("esb_consumer_lag_records",
                      "Records a consumer group has still to read, per partition (end - committed)",
-                     ["tenant", "stream", "group", "partition"], registry=REGISTRY)
+                     ["tenant", "stream", "group", "partition", "stage"], registry=REGISTRY)
 CONSUMER_LAG_SECONDS = Gauge(
     "esb_consumer_lag_seconds",
     "Age of the oldest record a group has not read yet (0 when caught up), per partition",
-    ["tenant", "stream", "group", "partition"], registry=REGISTRY)
+    ["tenant", "stream", "group", "partition", "stage"], registry=REGISTRY)
 LAG_SCANS = Counter("esb_lag_scans_total", "Background lag scans by result (ok, error)",
                     ["result"], registry=REGISTRY)
 STREAM_PUBLISH_LATENCY = Histogram(

@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     router_enabled: bool = Field(True, description="run the ingress router in this replica")
     projection_enabled: bool = Field(True, description="run the archive projection in this replica")
     router_max_records: int = Field(5000, ge=1, description="records per ingress poll")
-    fetch_max_wait_ms: int = Field(20, ge=1, le=5000, description="broker long-poll bound")
+    fetch_max_wait_ms: int = Field(
+        20, ge=1, le=5000, description="broker long-poll bound while records flow (the minimum)")
+    fetch_idle_max_wait_ms: int = Field(
+        500, ge=1, le=5000,
+        description="long-poll bound of a consumer whose partitions stay quiet: the wait grows "
+                    "from ESB_FETCH_MAX_WAIT_MS to a tenth of the quiet time, up to this "
+                    "(ADR 0021); at or below ESB_FETCH_MAX_WAIT_MS the wait is fixed")
     router_max_inflight_batches: int = Field(4, ge=1, le=64)
     ingress_shared_tenant: str | None = Field(
         None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",

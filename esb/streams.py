@@ -150,6 +150,12 @@ class StreamService:
         catalog.add_listener(self.directory.invalidate)
 
     async def create(self, request: StreamCreate, *, tenant: str, user: str) -> dict[str, Any]:
+        if self.quotas is None:
+            return await self._create(request, tenant=tenant, user=user)
+        async with self.quotas.counting(tenant, "streams"):  # count and create at once
+            return await self._create(request, tenant=tenant, user=user)
+
+    async def _create(self, request: StreamCreate, *, tenant: str, user: str) -> dict[str, Any]:
         req = request.normalised()
         check_name("stream_name", req.stream_name)
         if self.directory.get(tenant, req.stream_name) is not None:

@@ -1,10 +1,12 @@
 """The audit store: one append-only, gapless log per tenant in PostgreSQL, and its checkpoints.
 
-Appending increments the log's head row and inserts the entry in one transaction: the head's
+Appending increments the log's head row and inserts the entries in one transaction: the head's
 row lock serialises writers of one log, so sequence numbers have no gaps and no duplicates even
-with several replicas (a failed insert rolls the head back). Rows are never updated or deleted
-(a trigger refuses it); the Merkle tree over the stored bytes proves it to anyone holding a
-signed checkpoint.
+with several replicas (a failed insert rolls the head back). Within a replica,
+:class:`esb.audit.batch.AppendBatcher` keeps one writer per log that appends everything queued
+meanwhile in one such transaction, so a burst costs a few transactions, not one lock wait
+each. Rows are never updated or deleted (a trigger refuses it); the Merkle tree over the stored
+bytes proves it to anyone holding a signed checkpoint.
 """
 
 from __future__ import annotations
@@ -39,18 +41,33 @@ class AuditLog:
 
     async def append(self, record: AuditRecord) -> int:
         """Append ``record`` to its tenant's log; returns its sequence number (leaf index)."""
+        return (await self.append_many(record.tenant, [record]))[0]
+
+    async def append_many(self, log: str, records: Sequence[AuditRecord]) -> list[int]:
+        """Append ``records`` (all of log ``log``), in order, in one transaction: the head
+        moves by their number once, then every entry is encoded with its own ``seq`` and
+        inserted (pipelined). Returns their sequence numbers."""
+        if any(r.tenant != log for r in records):
+            raise ValueError("every record of a batch belongs to the same log")
+        if not records:
+            return []
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "INSERT INTO audit_heads (log, size) VALUES (%s, 1) ON CONFLICT (log) "
-                "DO UPDATE SET size = audit_heads.size + 1 RETURNING size", (record.tenant,))
+                "INSERT INTO audit_heads (log, size) VALUES (%s, %s) ON CONFLICT (log) "
+                "DO UPDATE SET size = audit_heads.size + EXCLUDED.size RETURNING size",
+                (log, len(records)))
             row = await cur.fetchone()
             assert row is not None
-            seq = int(row["size"]) - 1
-            entry = encode(record, seq)
-            await conn.execute(
-                "INSERT INTO audit_entries (log, seq, entry, leaf_hash) VALUES (%s, %s, %s, %s)",
-                (record.tenant, seq, entry, merkle.leaf_hash(entry)))
-        return seq
+            first = int(row["size"]) - len(records)
+            rows = []
+            for seq, record in enumerate(records, start=first):
+                entry = encode(record, seq)
+                rows.append((log, seq, entry, merkle.leaf_hash(entry)))
+            async with conn.cursor() as insert:
+                await insert.executemany(
+                    "INSERT INTO audit_entries (log, seq, entry, leaf_hash) "
+                    "VALUES (%s, %s, %s, %s)", rows)
+        return list(range(first, first + len(records)))
 
     async def size(self, log: str) -> int:
         async with self.db.connection() as conn:

@@ -1,7 +1,8 @@
 """The audit trail inside a worker: records requests and signs checkpoints at intervals.
 
 A ``mode`` service the runtime starts after the database is open. Recording awaits the append
-(the entry exists before the client sees the answer); a failed append never changes the answer
+(the entry exists before the client sees the answer), batched per tenant's log
+(:mod:`esb.audit.batch`); a failed append never changes the answer
 of a request whose effect already happened: it is logged (ids only) and counted, and
 ``esb audit verify`` still proves what was recorded.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from mode import Service
 
+from esb.audit.batch import AppendBatcher
 from esb.audit.checkpoints import Signer, signer_from
 from esb.audit.entry import AuditRecord
 from esb.audit.log import AuditLog
@@ -37,6 +39,8 @@ class AuditService(Service):
         self.signer: Signer = signer_from(key.get_secret_value() if key else None,
                                           development=settings.mode == "development",
                                           data_dir=settings.data_dir)
+        #: one writer per tenant's log: a burst of changes is appended in a few transactions
+        self.batcher = AppendBatcher(lambda log, records: self.log_store.append_many(log, records))
 
     @property
     def log_store(self) -> AuditLog:
@@ -50,7 +54,7 @@ class AuditService(Service):
     async def record(self, record: AuditRecord) -> int | None:
         """Append ``record``; None (logged, counted) if the store refused it."""
         try:
-            return await self.log_store.append(record)
+            return await self.batcher.append(record)
         except Exception as exc:  # never turn a done change into an error answer
             AUDIT_APPEND_FAILURES.inc()
             log.error("audit entry not recorded (tenant %r, %s %s, request %s): %s",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-KINDS = ("pipeline", "publish", "sourcing", "delivery", "processors")
+KINDS = ("pipeline", "publish", "sourcing", "delivery", "processors", "idle", "durable", "all")
 
 
 def run(args: Any) -> dict[str, Any]:

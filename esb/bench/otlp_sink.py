@@ -17,7 +17,7 @@ class OtlpSink:
         self.bytes = 0
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 size = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(size)
                 sink.requests += 1

@@ -75,9 +75,36 @@ def _replay(args: argparse.Namespace, esb: SyncEsbClient) -> int:
     if args.no_wait:
         emit(args, answer)
         return OK
-    done = _follow(args, esb, before)
+    done = (_follow_job(args, esb, answer["job_id"]) if answer.get("job_id")
+            else _follow(args, esb, before))  # a bus without replay jobs
     emit(args, {**answer, **done})
     return OK if done["caught_up"] else UNAVAILABLE
+
+
+def _follow_job(args: argparse.Namespace, esb: SyncEsbClient, job_id: str) -> dict[str, Any]:
+    """Until the replay job ends (the subscription redelivered up to the end offsets of the
+    request), with a progress bar on a terminal."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    deadline = time.monotonic() + args.timeout
+    progress = Progress(console=Console(stderr=True), disable=args.json or not sys.stderr.isatty(),
+                        transient=True)
+    with progress:
+        bar = progress.add_task("replaying", total=None)
+        while True:
+            job = esb.get_job(job_id)
+            counts = job.get("progress") or {}
+            progress.update(bar, completed=counts.get("done", 0), total=counts.get("total"))
+            if job["status"] != "running" or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+    done = {"status": job["status"], "progress": counts,
+            "caught_up": job["status"] == "succeeded", "replayed": counts.get("done", 0)}
+    if job["status"] == "failed":
+        print(f"esb replay: the replay failed: {job.get('error')}", file=sys.stderr)
+        done["error"] = job.get("error")
+    return done
 
 
 def _handled(status: dict[str, Any]) -> int:

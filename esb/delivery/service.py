@@ -83,6 +83,13 @@ class SubscriptionService:
     async def create(self, body: SubscriptionCreate, *, tenant: str, user: str,
                      start_offsets: dict[str, int]) -> tuple[dict[str, Any], str | None]:
         """Validate, persist, and return (record, clear secret shown once)."""
+        if self.quotas is None:
+            return await self._create(body, tenant=tenant, user=user, start_offsets=start_offsets)
+        async with self.quotas.counting(tenant, "subscriptions"):  # count and create at once
+            return await self._create(body, tenant=tenant, user=user, start_offsets=start_offsets)
+
+    async def _create(self, body: SubscriptionCreate, *, tenant: str, user: str,
+                      start_offsets: dict[str, int]) -> tuple[dict[str, Any], str | None]:
         stream = self.directory.get(tenant, body.stream_id)
         if stream is None:
             raise NotFound(f"stream {body.stream_id!r} not found", stream_id=body.stream_id)

@@ -8,6 +8,8 @@ from typing import Any
 from esb.delivery.config import get_delivery_settings
 from esb.delivery.feature import DeliveryFeature
 from esb.delivery.lag import OffsetReader, RateTracker
+from esb.delivery.replay_job import KIND as REPLAY_JOB
+from esb.delivery.replay_job import replay_resumer
 from esb.delivery.secretbox import SecretBox, delivery_key_ring
 from esb.delivery.service import ConsumerGroupService, SubscriptionService
 from esb.delivery.ssrf import SsrfGuard
@@ -37,6 +39,8 @@ def install(app: Any) -> DeliveryFeature:
                               OffsetReader(settings.bootstrap_servers,
                                            kafka_security_options(settings)), RateTracker(), worker)
     app.delivery = feature
+    runtime.jobs.resumable(REPLAY_JOB, replay_resumer(  # replay as a job (ADR 0016)
+        subs, feature.offsets, worker.replay_applied, runtime.topics.prefix))
     subscriptions.blueprint.register(app, url_prefix=API_PREFIX)
     consumer_groups.blueprint.register(app, url_prefix=API_PREFIX)
     return feature

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from esb.readside.jobs import REBUILD, REPLAY, read_model_work
 from esb.sourcing.config import SourcingSettings
 from esb.sourcing.feature import SourcingFeature
 from esb.sourcing.reducers import shared_registry
@@ -29,6 +30,8 @@ def install(app: Any) -> SourcingFeature:
     agents.sourcing.install(app, feature)
     if runtime.settings.projection_enabled:
         app.projection = agents.projection.install(runtime)
+    for kind in (REBUILD, REPLAY):  # read-model rebuild and replay as jobs (ADR 0016)
+        runtime.jobs.resumable(kind, lambda job: read_model_work(runtime.database, job))
     for module in (sourcing_views, archive, readmodels):
         module.blueprint.register(app, url_prefix=API_PREFIX)
     return feature

@@ -1,5 +1,7 @@
-"""The background scan: consumer lag (records and seconds) of every subscription's group, and the
-data directory's size, every ``ESB_MONITOR_INTERVAL_S``.
+"""The background scan: consumer lag (records and seconds) of every subscription's group and of
+the worker's own groups (ingress lanes, archive projection, dead-letter indexer, processors,
+retry tiers, sourcing: :mod:`esb.monitoring.groups`), and the data directory's size, every
+``ESB_MONITOR_INTERVAL_S``.
 
 Lag needs a broker round trip per group (end offsets, committed offsets, head records), so it is
 computed here on a timer, never per scrape or per WebSocket push; gauges of groups that went
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,11 @@ from mode import Service
 from esb.delivery.lag import OffsetReader, PartitionLag
 from esb.errors import redact
 from esb.metrics import CONSUMER_LAG, CONSUMER_LAG_SECONDS, DATA_DIR_BYTES, LAG_SCANS
+from esb.monitoring.groups import DELIVERY_STAGE, GroupSpec, topic_labels
 
 log = logging.getLogger(__name__)
 
-LagKey = tuple[str, str, str, str]  # tenant, stream, group, partition
+LagKey = tuple[str, str, str, str, str]  # tenant, stream, group, partition, stage
 
 
 def dir_bytes(root: Path) -> int:
@@ -39,12 +42,13 @@ def dir_bytes(root: Path) -> int:
 
 
 def lag_gauges(tenant: str, stream: str, group: str, rows: Iterable[PartitionLag],
-               heads: dict[tuple[str, int], int], now_ms: int) -> dict[LagKey, tuple[int, float]]:
+               heads: dict[tuple[str, int], int], now_ms: int, stage: str = DELIVERY_STAGE
+               ) -> dict[LagKey, tuple[int, float]]:
     """Per partition number (lanes share numbers): records behind, and the age in seconds of
     the oldest unread record among the lanes (0 when caught up)."""
     out: dict[LagKey, tuple[int, float]] = {}
     for row in rows:
-        key = (tenant, stream, group, str(row.partition))
+        key = (tenant, stream, group, str(row.partition), stage)
         records, age = out.get(key, (0, 0.0))
         head = heads.get((row.topic, row.partition))
         if row.lag > 0 and head is not None:
@@ -53,16 +57,38 @@ def lag_gauges(tenant: str, stream: str, group: str, rows: Iterable[PartitionLag
     return out
 
 
+def group_gauges(spec: GroupSpec, names: Any, rows: Iterable[PartitionLag],
+                 heads: dict[tuple[str, int], int], now_ms: int
+                 ) -> dict[LagKey, tuple[int, float]]:
+    """:func:`lag_gauges` of a worker's own group, labelled per topic: tenant and stream where
+    the topic names them (a stream's lanes, a tenant's ingress), the job's tenant for a
+    processor, empty for shared internal topics."""
+    by_labels: dict[tuple[str, str], list[PartitionLag]] = {}
+    for row in rows:
+        by_labels.setdefault(topic_labels(names, row.topic, spec.tenant), []).append(row)
+    out: dict[LagKey, tuple[int, float]] = {}
+    for (tenant, stream), part in by_labels.items():
+        out.update(lag_gauges(tenant, stream, spec.group, part, heads, now_ms, spec.stage))
+    return out
+
+
 class LagScanner(Service):
     """Scans on a timer; ``subscriptions()`` returns every live subscription record."""
 
     def __init__(self, offsets: OffsetReader, subscriptions: Any, data_dir: Path,
-                 interval_s: float, **kwargs: Any) -> None:
+                 interval_s: float, *, groups: Callable[[], list[GroupSpec]] = list,
+                 topics: Callable[[], Awaitable[set[str]]] | None = None, names: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.offsets = offsets
         self.subscriptions = subscriptions
         self.data_dir = data_dir
         self.interval_s = interval_s
+        #: the worker's own groups (:func:`esb.monitoring.groups.worker_groups`), the broker's
+        #: topic list they are resolved against, and the topic naming (``runtime.topics``)
+        self.groups = groups
+        self.topics = topics
+        self.names = names
         self._seen: set[LagKey] = set()
 
     @Service.task
@@ -76,6 +102,7 @@ class LagScanner(Service):
             gauges: dict[LagKey, tuple[int, float]] = {}
             for record in self.subscriptions():
                 gauges.update(await self._scan_group(record))
+            gauges.update(await self._scan_worker_groups())
             self._publish(gauges)
             DATA_DIR_BYTES.set(dir_bytes(self.data_dir))
             LAG_SCANS.labels("ok").inc()
@@ -91,6 +118,21 @@ class LagScanner(Service):
         heads = await self.offsets.head_timestamps(rows)
         return lag_gauges(record["tenant_id"], record["stream_name"], record["subscription_id"],
                           rows, heads, int(time.time() * 1000))
+
+    async def _scan_worker_groups(self) -> dict[LagKey, tuple[int, float]]:
+        specs = self.groups()
+        if not specs or self.topics is None:
+            return {}
+        existing = await self.topics()
+        gauges: dict[LagKey, tuple[int, float]] = {}
+        for spec in specs:
+            topics = spec.select(existing)
+            if not topics:
+                continue
+            rows = await self.offsets.group_lag(spec.group, topics)
+            heads = await self.offsets.head_timestamps(rows)
+            gauges.update(group_gauges(spec, self.names, rows, heads, int(time.time() * 1000)))
+        return gauges
 
     def _publish(self, gauges: dict[LagKey, tuple[int, float]]) -> None:
         for key, (records, age) in gauges.items():

@@ -2,7 +2,8 @@
 
 The WebSocket monitor and ``GET /streams/{id}/metrics`` read the same counters Prometheus
 scrapes, so a dashboard and the API never disagree. Totals are this replica's (publish and
-ingress counters) except lag, which the background scan reads from the broker for every group.
+ingress counters) except lag, which the background scan reads from the broker for every group;
+a stream's lag here is its subscriptions' (stage ``delivery``), not the worker's own groups'.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from esb.metrics import (
     STREAM_PUBLISH_LATENCY,
     series,
 )
+from esb.monitoring.groups import DELIVERY_STAGE
 
 #: the figures a subscriber may ask for (the seed names the first three)
 METRIC_NAMES: tuple[str, ...] = ("throughput", "latency", "error_rate", "lag")
@@ -71,13 +73,13 @@ def read_totals(tenant: str, streams: Iterable[str]) -> dict[str, StreamTotals]:
             totals.latency_count += value
     for _, labels, value in series(CONSUMER_LAG, tenant):
         totals = mine(labels)
-        if totals is not None:
+        if totals is not None and labels.get("stage") == DELIVERY_STAGE:
             totals.lag_records += value
             group = labels["group"]
             totals.lag_by_group[group] = totals.lag_by_group.get(group, 0.0) + value
     for _, labels, value in series(CONSUMER_LAG_SECONDS, tenant):
         totals = mine(labels)
-        if totals is not None:
+        if totals is not None and labels.get("stage") == DELIVERY_STAGE:
             totals.lag_seconds = max(totals.lag_seconds, value)
     return out
 

@@ -15,8 +15,8 @@ event's own attribute. Webhook requests carry the delivery attempt's ``tracepare
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from opentelemetry import trace
@@ -24,8 +24,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["ENABLED", "SpanKind", "configure", "current_ids", "end_all", "extract",
-           "extract_headers", "hop", "inject_http", "kafka_trace_headers", "maybe_span",
+__all__ = ["ENABLED", "SpanKind", "configure", "current_carrier", "current_ids", "end_all",
+           "extract", "extract_headers", "hop", "inject_http", "kafka_trace_headers", "maybe_span",
            "record_spans", "span", "stamp_current", "start_span", "tracer"]
 
 #: False unless :func:`configure` set up a provider; hot paths test this before anything else
@@ -88,6 +88,9 @@ def configure(*, service_instance: str, traces_file: str | None = None,
     _provider = provider
     _tracer = provider.get_tracer("esb")
     ENABLED = True
+    from esb.observability import clients
+
+    clients.instrument(provider, env)  # psycopg and Redis spans, inside traced work only
     return True
 
 
@@ -95,6 +98,9 @@ def shutdown() -> None:
     """Flush and stop (tests; the SDK also flushes at interpreter exit)."""
     global ENABLED, _tracer, _provider
     if _provider is not None:
+        from esb.observability import clients
+
+        clients.uninstrument()
         _provider.shutdown()
     ENABLED, _tracer, _provider = False, trace.NoOpTracer(), None
 
@@ -161,6 +167,17 @@ def stamp_current(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     if not current.get_span_context().is_valid:
         return headers
     return kafka_trace_headers(headers, current)
+
+
+def current_carrier() -> dict[str, str]:
+    """The current span's ``traceparent``/``tracestate`` as a small dict, for a hop whose
+    message has no headers of its own (the event-sourcing command's JSON); empty when tracing
+    is off or no span is recording."""
+    if not ENABLED or not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return carrier
 
 
 def inject_http(headers: dict[str, str]) -> dict[str, str]:

@@ -85,6 +85,12 @@ class JobCatalog:
         raise NotFound(f"{self.kind} {ref!r} not found", **{self.id_field: ref})
 
     async def insert(self, tenant: str, record: dict[str, Any]) -> dict[str, Any]:
+        if self.quotas is None:
+            return await self._insert(tenant, record)
+        async with self.quotas.counting(tenant, self.kind):  # count and create at once
+            return await self._insert(tenant, record)
+
+    async def _insert(self, tenant: str, record: dict[str, Any]) -> dict[str, Any]:
         name = record[self.name_field]
         if self.quotas is not None:
             self.quotas.check_count(tenant, "max_processors" if self.kind == PROCESSOR_KIND

@@ -7,12 +7,15 @@ no database on the publish path. A limit of 0 means unlimited.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from esb.catalog import Outcome
-from esb.errors import QuotaExceeded
+from esb.errors import QuotaExceeded, StorageUnavailable, Timeout
 
 KIND = "quota"
 _NAME = "limits"
@@ -107,6 +110,49 @@ class QuotaBook:
         #: per tenant: the override record the limits were built from (held, compared by
         #: identity: the catalog stores a new dict on every write) and the limits
         self._cache: dict[str, tuple[dict[str, Any] | None, QuotaLimits]] = {}
+        #: count-and-create, serialised per (tenant, what) here, and across replicas through
+        #: Redis when :meth:`share_locks` gave a client
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._redis: Callable[[], Any] = lambda: None
+        self._lock_prefix = ""
+
+    def share_locks(self, redis: Callable[[], Any], prefix: str) -> None:
+        """Serialise counted creates across replicas with a Redis lock (``redis()`` is the
+        client once the runtime opened it, or None without Redis)."""
+        self._redis, self._lock_prefix = redis, prefix
+
+    @asynccontextmanager
+    async def counting(self, tenant: str, what: str, *, wait_s: float = 15.0
+                       ) -> AsyncIterator[None]:
+        """Hold while counting, checking (:meth:`check_count`) and creating ``what`` (e.g.
+        ``streams``): another create of the same tenant's ``what`` waits, so two cannot both
+        pass the count. Across replicas the holder first catches up with the catalog, so the
+        count includes what another replica created under the lock before."""
+        lock = self._locks.setdefault((tenant, what), asyncio.Lock())
+        async with lock:
+            redis = self._redis()
+            if redis is None:
+                yield
+                return
+            from redis.exceptions import LockError, RedisError
+
+            shared = redis.lock(f"{self._lock_prefix}quota-lock:{tenant}:{what}", timeout=120,
+                                blocking_timeout=wait_s)
+            try:
+                got = await shared.acquire()
+            except RedisError as exc:
+                raise StorageUnavailable(f"quota lock: {exc}") from exc
+            if not got:
+                raise Timeout(f"another create of {what} for this tenant is still running; "
+                              "retry")
+            try:
+                sync = getattr(self.catalog, "sync", None)
+                if sync is not None:
+                    await sync(force=True)
+                yield
+            finally:
+                with suppress(LockError, RedisError):  # expired or Redis gone: it times out
+                    await shared.release()
 
     def overrides(self, tenant: str) -> dict[str, Any]:
         record = self.catalog.current.get(KIND, tenant, _NAME)
@@ -142,8 +188,8 @@ class QuotaBook:
 
     def check_count(self, tenant: str, limit: CountLimit, current: int, adding: int = 1) -> None:
         """Refuse (409 ``quota_exceeded`` naming ``limit``) when ``current + adding`` would
-        exceed the tenant's maximum. Counts are read from this replica's state, so two creates
-        racing on two replicas may both pass (best effort, like subscription names)."""
+        exceed the tenant's maximum. Call it inside :meth:`counting`, with the create, so that
+        concurrent creates cannot both pass."""
         maximum = getattr(self.limits(tenant), limit)
         if maximum and current + adding > maximum:
             raise QuotaExceeded(

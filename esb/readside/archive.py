@@ -176,6 +176,15 @@ class EventArchive:
                                         [last.time.isoformat(), last.event_id])
         return EventPage(events=events, next_cursor=next_cursor)
 
+    async def count(self, tenant_id: str, query: EventQuery) -> int:
+        """How many events match ``query``'s filters (its cursor, order and limit aside): the
+        total of a rebuild job's progress."""
+        conditions, params = build_filters(tenant_id, query)
+        statement = sql.SQL("SELECT count(*) AS n FROM events WHERE {}").format(
+            sql.SQL(" AND ").join(conditions))
+        rows = await self._fetch(statement, params)
+        return int(rows[0]["n"]) if rows else 0
+
     async def stream_events(self, tenant_id: str, stream_id: str, *, limit: int = 100,
                             cursor: str | None = None, order: Literal["asc", "desc"] = "asc",
                             start_time: datetime | None = None,

@@ -142,9 +142,13 @@ class ReadModelStore:
     # --- definitions --------------------------------------------------------------------
     async def save_definition(self, tenant_id: str, definition: ReadModelDefinition) -> None:
         """Create or replace; existing documents stay until :meth:`rebuild`. A new name counts
-        against the tenant's ``max_read_models`` (replacing one does not)."""
+        against the tenant's ``max_read_models`` (replacing one does not). Count and insert
+        happen under a per-tenant transaction lock, so concurrent creates (on any replica)
+        cannot both pass the count (ADR 0016)."""
         async with self.db.connection() as conn:
             if self.quotas is not None:
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                                   (f"esb.read_models.{tenant_id}",))
                 cur = await conn.execute(
                     "SELECT count(*) AS n FROM read_model_definitions "
                     "WHERE tenant_id = %s AND name <> %s", (tenant_id, definition.name))

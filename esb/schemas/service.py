@@ -106,6 +106,12 @@ class SchemaRegistryService:
     # ---------------------------------------------------------------- write operations
 
     async def register(self, record: SchemaRegistered) -> SchemaVersion:
+        if self.quotas is None:
+            return await self._register(record)
+        async with self.quotas.counting(record.tenant_id, "schemas"):  # count and create at once
+            return await self._register(record)
+
+    async def _register(self, record: SchemaRegistered) -> SchemaVersion:
         # what does not parse never reaches the log (the state would reject it the same way)
         canonical_schema_text(record.schema_type, record.schema_text)
         compile_rules(record.validation_rules.business_rules)

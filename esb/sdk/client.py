@@ -278,10 +278,17 @@ class EsbClient:
                                   from_offset: int | dict[str, int] | None = None
                                   ) -> dict[str, Any]:
         """Redeliver from a time (RFC 3339) or offsets (one for all partitions, or per
-        partition); answers ``{"replay_id", "offsets", ...}`` once the request is recorded."""
+        partition); answers ``{"replay_id", "offsets", "job_id", "progress", ...}`` once the
+        request is recorded: the replay is a job (:meth:`get_job`) that succeeds when the
+        subscription has redelivered up to the end offsets of the moment of the request."""
         body = {k: v for k, v in (("from_time", from_time), ("from_offset", from_offset))
                 if v is not None}
         return await self._call("POST", f"/subscriptions/{_seg(subscription_id)}/replay", body)
+
+    async def get_job(self, job_id: str) -> dict[str, Any]:
+        """A long operation's record: ``status`` (running, succeeded, failed), ``progress``
+        ``{total, done, failed}``, ``error`` when it failed, ``result`` when it has one."""
+        return await self._call("GET", f"/jobs/{_seg(job_id)}")
 
     # ------------------------------------------------------------------ consumer groups
     async def create_consumer_group(self, group: Body | None = None, /, **fields: Any

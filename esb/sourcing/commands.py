@@ -9,10 +9,11 @@ command idempotent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from esb.observability.sourcing import trace_carrier
 from esb.sourcing.append import AppendCommand
 from esb.sourcing.versions import ExpectedVersion
 
@@ -47,6 +48,8 @@ class OwnerCommand:
     aggregate_id: str
     append: AppendCommand | None = None
     delivery: Delivery | None = None
+    #: the requesting span's W3C ``traceparent``/``tracestate`` (ADR 0019); empty when untraced
+    trace: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "command_id": self.command_id,
@@ -55,6 +58,8 @@ class OwnerCommand:
             out["append"] = append_to_dict(self.append)
         if self.delivery is not None:
             out["delivery"] = self.delivery.to_dict()
+        if self.trace:
+            out["trace"] = dict(self.trace)
         return out
 
     @classmethod
@@ -64,6 +69,7 @@ class OwnerCommand:
             aggregate_id=raw["aggregate_id"],
             append=append_from_dict(raw["append"]) if raw.get("append") else None,
             delivery=Delivery.from_dict(raw["delivery"]) if raw.get("delivery") else None,
+            trace=trace_carrier(raw.get("trace")),
         )
 
 

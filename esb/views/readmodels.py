@@ -3,7 +3,8 @@
 A definition maps event types to an upsert or delete of a document keyed by a field, with a
 field mapping (see :mod:`esb.readside.readmodels`). The projection agent keeps every model up to
 date as events are archived; ``rebuild`` re-derives a model from the archived log, ``replay``
-re-applies one aggregate's or one stream's events without emptying the model.
+re-applies one aggregate's or one stream's events without emptying the model. With
+``Prefer: respond-async`` both answer 202 with a job (``GET /api/v1/jobs/{id}``, ADR 0016).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from esb.errors import InvalidRequest
 from esb.readside import EventArchive, ReadModelDefinition, ReadModelStore
+from esb.readside.jobs import REBUILD, REPLAY, read_model_request
 from esb.readside.replay import archived_events, feed_query
 from esb.streams import stream_id_for, stream_name_from
+from esb.views import API_PREFIX
 from esb.views.http import (
     json_response,
     parse_json,
@@ -109,11 +112,30 @@ class DocumentView(View):
         return json_response(await shown(request, self.app, document.model_dump(mode="json")))
 
 
+async def _as_job(view: View, request: web.Request, kind: str, name: str,
+                  job_request: dict[str, Any]) -> web.Response:
+    """``Prefer: respond-async``: answer 202 with a job that does the work (ADR 0016)."""
+    who = principal(request)
+    jobs = view.app.runtime.jobs
+    job = await jobs.create(who.tenant, kind, 0, user=who.subject, request=job_request)
+    jobs.launch(job)
+    response = json_response({**job, "read_model": name}, status=202)
+    response.headers["Location"] = f"{API_PREFIX}/jobs/{job['job_id']}"
+    response.headers["Preference-Applied"] = "respond-async"
+    return response
+
+
+def _wants_job(request: web.Request) -> bool:
+    return "respond-async" in request.headers.get("Prefer", "")
+
+
 @blueprint.route("/read-models/{name}/rebuild", name="read_model_rebuild")
 class RebuildView(View):
     async def post(self, request: web.Request, name: str) -> web.Response:
         who = principal(request)
         definition = await _store(self).get_definition(who.tenant, name)
+        if _wants_job(request):
+            return await _as_job(self, request, REBUILD, name, read_model_request(name))
         changes = await _rebuild(self, who.tenant, definition)
         return json_response({"read_model": name, "changes_applied": changes})
 
@@ -131,6 +153,9 @@ class ReplayView(View):
         store = _store(self)
         definition = await store.get_definition(who.tenant, name)
         stream_id = stream_id_for(stream_name_from(req.stream_id)) if req.stream_id else None
+        if _wants_job(request):
+            return await _as_job(self, request, REPLAY, name, read_model_request(
+                name, aggregate_id=req.aggregate_id, stream_id=stream_id))
         query = feed_query(definition, aggregate_id=req.aggregate_id, stream_id=stream_id)
         archive = EventArchive(self.app.runtime.database)
         changes = await store.replay(who.tenant, name, archived_events(archive, who.tenant, query))

@@ -27,6 +27,7 @@ from esb.auth import Principal
 from esb.authz import Permission
 from esb.errors import AlreadyExists, Conflict, EsbError, InvalidRequest, NotFound
 from esb.metrics import SOURCING_RECONSTRUCT
+from esb.observability import tracing
 from esb.sourcing.append import AppendDecision, AppendOutcome
 from esb.sourcing.commands import Delivery, OwnerCommand
 from esb.sourcing.config import default_stream_name
@@ -159,6 +160,8 @@ async def _delivery(app: Any, req: SourcingAppendRequest, who: Principal,
 async def ask_owner(app: Any, command: OwnerCommand) -> Any:
     """Produce to the command topic and wait for this worker's agent to decide."""
     feature = app.sourcing
+    if tracing.ENABLED:  # the owner's decision continues this request's trace (ADR 0019)
+        command = dataclasses.replace(command, trace=tracing.current_carrier())
     future = feature.replies.expect(command.command_id)
     try:
         await feature.tables.commands.send(

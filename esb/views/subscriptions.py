@@ -16,9 +16,12 @@ from esb.delivery.models import (
     SubscriptionStatusResponse,
     parse_model,
 )
+from esb.delivery.replay_job import KIND as REPLAY_JOB
+from esb.delivery.replay_job import replay_total
 from esb.delivery.service import public_view
 from esb.delivery.signing import DEFAULT_ROTATION_GRACE_S
 from esb.errors import InvalidRequest, NotFound
+from esb.views import API_PREFIX
 from esb.views.http import json_response, principal, read_json
 
 blueprint = Blueprint("subscriptions")
@@ -157,6 +160,7 @@ class SubscriptionReplayView(View):
         record = feature.subscriptions.get(who.tenant, subscription_id)
         kind, value = _replay_target(await read_json(request, 16384))
         topics = list(record["topics"].values())
+        ends = await feature.offsets.end_offsets(topics)  # the job's goal: the end as of now
         if kind == "from_time":
             offsets = await feature.offsets.offsets_at(topics, int(value.timestamp() * 1000))
             description = {"from_time": value.isoformat()}
@@ -165,10 +169,19 @@ class SubscriptionReplayView(View):
             description = {"from_offset": value}
         updated = await feature.subscriptions.replay(who.tenant, subscription_id,
                                                      description=description, offsets=offsets)
-        return json_response({"subscription_id": subscription_id,
-                              "replay_id": updated["replay"]["replay_id"],
-                              "offsets": offsets,
-                              "message": "Replay requested"}, status=202)
+        replay_id = updated["replay"]["replay_id"]
+        jobs = self.app.runtime.jobs  # progress and completion as a job (ADR 0016)
+        job = await jobs.create(who.tenant, REPLAY_JOB, replay_total(offsets, ends),
+                                user=who.subject,
+                                request={"subscription_id": subscription_id,
+                                         "replay_id": replay_id, **description,
+                                         "offsets": offsets, "ends": ends})
+        jobs.launch(job)
+        response = json_response({**job, "subscription_id": subscription_id,
+                                  "replay_id": replay_id, "offsets": offsets,
+                                  "message": "Replay requested"}, status=202)
+        response.headers["Location"] = f"{API_PREFIX}/jobs/{job['job_id']}"
+        return response
 
 
 @blueprint.route("/subscriptions/{subscription_id}/rotate-secret", name="subscription-rotate")

@@ -102,3 +102,76 @@ async def test_a_hostile_ce_traceparent_is_refused_over_http(observed, http) -> 
                  "content-type": "application/json"})
     assert status == 400, body
     assert body["code"] and "traceparent" in body["detail"]
+
+
+async def test_an_event_sourcing_append_continues_the_callers_trace(observed, http) -> None:
+    """HTTP append → the owner agent's decision → the accepted event's publish → the archive."""
+    api = observed.api(http, unique())
+    trace_id = "6bf92f3577b34da6a3ce929d0e0e4738"
+    status, body = await api.post(
+        "/api/v1/event-sourcing/append",
+        {"aggregate_id": unique("agg"), "aggregate_type": "Order", "event_type": "order.created",
+         "event_data": {"n": 1}, "expected_version": "no_stream"},
+        headers={"traceparent": f"00-{trace_id}-20f067aa0ba902b7-01"})
+    assert status == 201, body
+
+    async def traced():
+        spans = _in_trace(observed.spans(), trace_id)
+        names = [s["name"] for s in spans]
+        return spans if {"esb.sourcing.decide", "esb.publish", "esb.archive"} <= set(names) \
+            else None
+    spans = await eventually(traced, timeout=30)
+    by_id = {s["context"]["span_id"]: s for s in spans}
+    server = next(s for s in spans if s["name"] == "POST /api/v1/event-sourcing/append")
+    decide = next(s for s in spans if s["name"] == "esb.sourcing.decide")
+    assert decide["parent_id"] == server["context"]["span_id"]
+    assert decide["attributes"]["esb.sourcing.outcome"] == "accepted"
+    publish = next(s for s in spans if s["name"] == "esb.publish")
+    assert publish["parent_id"] == decide["context"]["span_id"]
+    archive = next(s for s in spans if s["name"] == "esb.archive")
+    assert by_id[archive["parent_id"]]["name"] == "esb.publish"
+
+
+async def test_a_dead_letter_shows_up_in_the_trace_of_its_publish(observed, http,
+                                                                  receiver) -> None:
+    api = observed.api(http, unique())
+    stream = await make_stream(api)
+    receiver.behaviour["refuses"] = "down"  # 503 every time, no retries: a delivery dead letter
+    await subscribe(api, stream, receiver.url("refuses"),
+                    retry_policy={"max_retries": 0, "retry_delay_ms": 100,
+                                  "exponential_backoff": False})
+    trace_id = "7bf92f3577b34da6a3ce929d0e0e4739"
+    status, body = await api.post(
+        "/api/v1/events", {"event_type": "order.created", "source_capability": "orders",
+                           "aggregate_id": "o-2", "payload": {"n": 2}},
+        headers={"traceparent": f"00-{trace_id}-30f067aa0ba902b7-01"})
+    assert status == 201, body
+
+    async def traced():
+        spans = _in_trace(observed.spans(), trace_id)
+        return spans if any(s["name"] == "esb.deadletter" for s in spans) else None
+    spans = await eventually(traced, timeout=60)
+    by_id = {s["context"]["span_id"]: s for s in spans}
+    dead = next(s for s in spans if s["name"] == "esb.deadletter")
+    assert dead["attributes"]["esb.dlq.stage"] == "delivery"
+    # the failed record's traceparent named its publish: the dead letter is its child and link
+    assert by_id[dead["parent_id"]]["name"] == "esb.publish"
+    assert dead["links"][0]["context"]["span_id"] == dead["parent_id"]
+
+
+async def test_a_database_query_of_a_traced_request_is_its_child_span(observed, http) -> None:
+    api = observed.api(http, unique())
+    trace_id = "8bf92f3577b34da6a3ce929d0e0e473a"
+    status, body = await api.get("/api/v1/database/health",
+                                 headers={"traceparent": f"00-{trace_id}-40f067aa0ba902b7-01"})
+    assert status == 200, body
+
+    async def traced():
+        spans = _in_trace(observed.spans(), trace_id)
+        return spans if any(s["attributes"].get("db.system") == "postgresql"
+                            for s in spans) else None
+    spans = await eventually(traced, timeout=20)
+    server = next(s for s in spans if s["name"] == "GET /api/v1/database/health")
+    query = next(s for s in spans if s["attributes"].get("db.system") == "postgresql")
+    assert query["parent_id"] == server["context"]["span_id"]
+    assert query["kind"] == "SpanKind.CLIENT"

@@ -1,4 +1,4 @@
-"""`esb up --durable`: streams, events and aggregates survive Ctrl-C and kill -9.
+"""`esb up` (durable by default): streams, events and aggregates survive Ctrl-C and kill -9.
 
 Real processes only: `esb up` runs as a subprocess on a temporary ESB_DATA_DIR with the embedded
 durable broker (Tansu s3 engine on a loopback localbucket server); the database is this machine's
@@ -48,8 +48,7 @@ class EsbUp:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         err = open(self.data_dir.parent / f"esb-up-{self.runs}.err", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "esb.cli", "up", "--durable", "--port", str(self.port),
-             *extra],
+            [sys.executable, "-m", "esb.cli", "up", "--port", str(self.port), *extra],
             env={**os.environ, **self.env}, stdout=subprocess.PIPE, stderr=err)
         err.close()
         assert self.proc.stdout is not None

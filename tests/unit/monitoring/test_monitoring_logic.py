@@ -77,10 +77,13 @@ def test_totals_read_only_the_tenants_series_and_rates_move() -> None:
     metrics.DELIVERY_ATTEMPTS.labels(mine, stream, "success").inc(50)
     metrics.STREAM_PUBLISH_LATENCY.labels(mine, stream).observe(0.010)
     metrics.STREAM_PUBLISH_LATENCY.labels(mine, stream).observe(0.030)
-    metrics.CONSUMER_LAG.labels(mine, stream, "sub_a", "0").set(7)
-    metrics.CONSUMER_LAG.labels(mine, stream, "sub_a", "1").set(5)
-    metrics.CONSUMER_LAG_SECONDS.labels(mine, stream, "sub_a", "0").set(4.5)
-    metrics.CONSUMER_LAG.labels(theirs, stream, "sub_b", "0").set(999)
+    metrics.CONSUMER_LAG.labels(mine, stream, "sub_a", "0", "delivery").set(7)
+    metrics.CONSUMER_LAG.labels(mine, stream, "sub_a", "1", "delivery").set(5)
+    metrics.CONSUMER_LAG_SECONDS.labels(mine, stream, "sub_a", "0", "delivery").set(4.5)
+    metrics.CONSUMER_LAG.labels(theirs, stream, "sub_b", "0", "delivery").set(999)
+    # the worker's own groups are not the stream's subscribers' lag
+    metrics.CONSUMER_LAG.labels(mine, stream, "esb-projection", "0", "projection").set(100)
+    metrics.CONSUMER_LAG_SECONDS.labels(mine, stream, "esb-projection", "0", "projection").set(99)
     after = read_totals(mine, [stream])[stream]
     assert after.events - before.events == 40
     assert after.errors - before.errors == 5
@@ -122,8 +125,8 @@ def test_lag_gauges_sum_lanes_and_age_the_oldest_unread_record() -> None:
             PartitionLag("t.normal", 1, 3, 3, 0)]
     heads = {("t.critical", 0): 50_000, ("t.normal", 0): 40_000}
     gauges = lag_gauges("acme", "orders", "sub_1", rows, heads, now_ms=100_000)
-    assert gauges == {("acme", "orders", "sub_1", "0"): (6, 60.0),
-                      ("acme", "orders", "sub_1", "1"): (0, 0.0)}
+    assert gauges == {("acme", "orders", "sub_1", "0", "delivery"): (6, 60.0),
+                      ("acme", "orders", "sub_1", "1", "delivery"): (0, 0.0)}
 
 
 async def test_scanner_publishes_lag_and_removes_groups_that_went_away(tmp_path) -> None:
@@ -162,7 +165,7 @@ async def test_a_failing_scan_is_counted_and_keeps_the_last_figures(tmp_path) ->
         return sum(v for n, labels, v in metrics.series(metrics.LAG_SCANS)
                    if labels["result"] == "error" and n.endswith("_total"))
 
-    metrics.CONSUMER_LAG.labels(tenant, "orders", "sub_y", "0").set(9)
+    metrics.CONSUMER_LAG.labels(tenant, "orders", "sub_y", "0", "delivery").set(9)
     before = scan_errors()
     subs = [{"tenant_id": tenant, "stream_name": "orders", "subscription_id": "sub_y",
              "kafka_group_id": "g", "topics": {"NORMAL": "t"}}]

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from esb import cli
-from esb.app import faust_settings
 from esb.api_spec import Route
+from esb.app import faust_settings
 from esb.auth import Authenticator, mint_token
 from esb.authz import Permission
 from esb.errors import (
