@@ -1,4 +1,4 @@
-"""`esb up` (durable by default): streams, events and aggregates survive Ctrl-C and kill -9.
+"""`esb up` (durable by default): every kind of state survives Ctrl-C, and kill -9.
 
 Real processes only: `esb up` runs as a subprocess on a temporary ESB_DATA_DIR with the embedded
 durable broker (Tansu s3 engine on a loopback localbucket server); the database is this machine's
@@ -307,3 +307,116 @@ async def test_local_state_ahead_of_the_broker_is_rebuilt_not_a_crash(
     finally:
         group.stop_all()
         second.stop()
+
+
+async def test_every_kind_of_state_survives_a_restart(esb_up: EsbUp) -> None:
+    """Issue 11 §4 on the durable default: what the bus was told before Ctrl-C (stream, schema,
+    subscription, processor, pattern, read model, dead letter, archived event) is there after
+    the next start, and the subscription resumes from its committed offset: the event it
+    delivered before the stop is not delivered again, the one published after it arrives."""
+    from tests.integration.delivery_e2e.conftest import Receiver
+
+    esb_up.env["ESB_DELIVERY_ALLOW_CIDRS"] = "127.0.0.0/8"
+    receiver = await Receiver(behaviour={"gone": "gone"}).start()
+    try:
+        banner = esb_up.start()
+        base = f"http://127.0.0.1:{esb_up.port}"
+        async with aiohttp.ClientSession() as http:
+            api = Api(http, base, banner["dev_token"])
+            ids = await _tell_the_bus_everything(api, receiver)
+        esb_up.interrupt()
+
+        esb_up.start()
+        async with aiohttp.ClientSession() as http:
+            api = Api(http, base, esb_up.banner["dev_token"])
+            await _all_of_it_is_back(api, ids)
+            status, body = await api.post("/api/v1/events", _order("after", 2))
+            assert status == 201, body
+
+            async def after_arrived() -> tuple[bool, Any]:
+                return body["event_id"] in receiver.ids("ok"), receiver.ids("ok")
+
+            await _until(after_arrived, "the event published after the restart delivered", 60)
+            assert receiver.ids("ok").count(ids["delivered"]) == 1, receiver.ids("ok")
+        esb_up.interrupt()
+    finally:
+        await receiver.stop()
+
+
+def _order(source: str, n: int) -> dict[str, Any]:
+    return {"event_type": "order.placed", "source_capability": "shop", "stream_name": "orders",
+            "aggregate_id": f"o{n}", "payload": {"order_id": f"o{n}", "amount": 50 * n,
+                                                 "from": source}}
+
+
+async def _tell_the_bus_everything(api: Api, receiver: Any) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for name in ("orders", "big_orders"):
+        status, body = await api.post("/api/v1/streams", {"stream_name": name,
+                                                          "source_capability": "shop"})
+        assert status == 201, body
+        ids[name] = body["stream"]["stream_id"]
+    status, body = await api.post("/api/v1/schemas", {
+        "schema_name": "order_placed", "event_type": "order.placed", "json_schema": {
+            "type": "object", "required": ["order_id"],
+            "properties": {"order_id": {"type": "string"}, "amount": {"type": "number"}}}})
+    assert status == 201, body
+    ids["schema"] = body["schema_id"]
+    for path in ("ok", "gone"):
+        status, body = await api.post("/api/v1/subscriptions", {
+            "subscription_name": f"to_{path}", "stream_id": "orders",
+            "consumer_group_id": f"g_{path}", "webhook_url": receiver.url(path),
+            "retry_policy": {"max_retries": 0, "retry_delay_ms": 100}})
+        assert status == 201, body
+        ids[f"sub_{path}"] = body["subscription_id"]
+    status, body = await api.post("/api/v1/stream-processors", {
+        "processor_name": "big", "processor_type": "FILTER", "source_stream_id": "orders",
+        "target_stream_id": "big_orders",
+        "processing_logic": {"filter_expression": "payload.amount > 10"}})
+    assert status == 201, body
+    ids["processor"] = body["processor_id"]
+    status, body = await api.post("/api/v1/patterns", {
+        "pattern_name": "twice", "source_stream_id": "orders", "kind": "sequence",
+        "event_types": ["order.placed", "order.placed"], "within_ms": 60_000})
+    assert status == 201, body
+    ids["pattern"] = body["pattern_id"]
+    status, body = await api.post("/api/v1/read-models", {
+        "name": "orders_by_id", "event_types": ["order.*"],
+        "fields": {"amount": "payload.amount"}})
+    assert status == 201, body
+    status, body = await api.post("/api/v1/events", _order("before", 1))
+    assert status == 201, body
+    ids["delivered"] = body["event_id"]
+
+    async def delivered_and_dead_lettered() -> tuple[bool, Any]:
+        _, letters = await api.get("/api/v1/dead-letters?stage=delivery")
+        dead = [d for d in letters.get("dead_letters", []) if d.get("event_id") == ids["delivered"]]
+        return bool(dead) and ids["delivered"] in receiver.ids("ok"), (letters, receiver.ids("ok"))
+
+    await _until(delivered_and_dead_lettered, "delivery to /ok and a dead letter from /gone", 60)
+    return ids
+
+
+async def _all_of_it_is_back(api: Api, ids: dict[str, str]) -> None:
+    async def back() -> tuple[bool, Any]:
+        found = {
+            "streams": await api.get("/api/v1/streams"),
+            "schema": await api.get(f"/api/v1/schemas/{ids['schema']}"),
+            "sub_ok": await api.get(f"/api/v1/subscriptions/{ids['sub_ok']}"),
+            "processor": await api.get(f"/api/v1/stream-processors/{ids['processor']}"),
+            "pattern": await api.get(f"/api/v1/patterns/{ids['pattern']}"),
+            "document": await api.get("/api/v1/read-models/orders_by_id/documents"),
+            "letters": await api.get("/api/v1/dead-letters?stage=delivery"),
+            "event": await api.get(f"/api/v1/events/{ids['delivered']}"),
+        }
+        ok = all(status == 200 for status, _ in found.values())
+        if ok:
+            names = {s["stream_name"] for s in found["streams"][1]["streams"]}
+            ok = ({"orders", "big_orders"} <= names
+                  and found["document"][1].get("total", len(found["document"][1].get(
+                      "documents", []))) >= 1
+                  and any(d.get("event_id") == ids["delivered"]
+                          for d in found["letters"][1].get("dead_letters", [])))
+        return ok, found
+
+    await _until(back, "every kind of state back after the restart", 60)
