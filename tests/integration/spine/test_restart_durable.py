@@ -1,4 +1,4 @@
-"""`esb up` (durable by default): every kind of state survives Ctrl-C, and kill -9.
+"""`esb up` (durable by default): every kind of state survives Ctrl-C and kill -9.
 
 Real processes only: `esb up` runs as a subprocess on a temporary ESB_DATA_DIR with the embedded
 durable broker (Tansu s3 engine on a loopback localbucket server); the database is this machine's
