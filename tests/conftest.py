@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from esb.embedded import EmbeddedBroker
 from tests.support import Api, WorkerGroup, env_or
@@ -29,6 +30,19 @@ def _reachable(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1.0)
         return s.connect_ex((host, port)) == 0
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on, every finished span kept in memory (a test of what the bus traces)."""
+    from esb.observability import tracing
+
+    exporter = InMemorySpanExporter()
+    tracing.configure(service_instance="test", exporters=[exporter], environ={})
+    try:
+        yield exporter
+    finally:
+        tracing.shutdown()
 
 
 @pytest.fixture(scope="session")

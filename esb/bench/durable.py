@@ -161,14 +161,22 @@ async def _appends(base: str, token: str, count: int) -> dict[str, Any]:
             "latency_ms": latency_summary_ms(latencies)}
 
 
+def _up_env(tmp: Path, database_url: str | None, schema_prefix: str,
+            ) -> tuple[Path, dict[str, str]]:
+    """A fresh data directory under ``tmp`` and the environment of an ``esb up`` on it (a
+    schema of its own when it shares a configured PostgreSQL)."""
+    data_dir = tmp / "data"
+    data_dir.mkdir()
+    env = {"ESB_DATA_DIR": str(data_dir)}
+    if database_url:
+        env.update(ESB_DATABASE_URL=database_url,
+                   ESB_DATABASE_SCHEMA=f"{schema_prefix}{time.time_ns() % 10**9}")
+    return data_dir, env
+
+
 def up(mode: str, appends: int, database_url: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="esb-durable-bench-up-") as tmp:
-        data_dir = Path(tmp) / "data"
-        data_dir.mkdir()
-        env = {"ESB_DATA_DIR": str(data_dir)}
-        if database_url:
-            env.update(ESB_DATABASE_URL=database_url,
-                       ESB_DATABASE_SCHEMA=f"dbench{time.time_ns() % 10**9}")
+        data_dir, env = _up_env(Path(tmp), database_url, "dbench")
         for name in ("ESB_BROKER", "ESB_WEB_PORT"):
             os.environ.pop(name, None)
         port = free_port()
@@ -244,12 +252,7 @@ def growth(events: int, restarts: int, database_url: str | None, batch: int = 10
     """How ``ESB_DATA_DIR/broker`` grows: per published event (stream lanes, ingress,
     changelogs, offsets: everything the bus writes for it) and per restart with no traffic."""
     with tempfile.TemporaryDirectory(prefix="esb-durable-growth-") as tmp:
-        data_dir = Path(tmp) / "data"
-        data_dir.mkdir()
-        env = {"ESB_DATA_DIR": str(data_dir)}
-        if database_url:
-            env.update(ESB_DATABASE_URL=database_url,
-                       ESB_DATABASE_SCHEMA=f"dgrowth{time.time_ns() % 10**9}")
+        data_dir, env = _up_env(Path(tmp), database_url, "dgrowth")
         broker_dir = data_dir / "broker"
         port = free_port()
         proc, banner, _ = _start_up("--durable", data_dir, port, env)

@@ -4,8 +4,6 @@ never reach a span; with tracing off nothing is instrumented."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 import redis.asyncio as aioredis
@@ -16,16 +14,6 @@ from esb.observability import tracing
 pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.redis]
 
 SECRET = "s3cr3t-payload-value"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tracing.configure(service_instance="test", exporters=[exporter], environ={})
-    try:
-        yield exporter
-    finally:
-        tracing.shutdown()
 
 
 async def test_a_query_inside_a_span_is_its_child_and_outside_opens_nothing(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from esb.envelope import attributes_from_kafka_headers, envelope_from_attributes
 from esb.errors import InvalidRequest
@@ -14,16 +11,6 @@ from esb.observability.tracecontext import check_trace_attribute, trace_id_of
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tracing.configure(service_instance="test", exporters=[exporter], environ={})
-    try:
-        yield exporter
-    finally:
-        tracing.shutdown()
 
 
 @pytest.mark.parametrize("environ", [{}, {"OTEL_TRACES_EXPORTER": "none"},
