@@ -13,7 +13,8 @@ run dry).
 A failed attempt never holds a partition: the record goes to ``<prefix>.retry.<tier>`` with its
 due time and attempt log in headers and the offset is committed once that write is acked. One
 consumer per tier pauses a partition until its head record has waited the tier's delay, then
-forwards it to a smaller tier or re-attempts. After the last attempt the record goes to the
+forwards it to a smaller tier or re-attempts. A tier's consumer runs only while the tier may hold
+records (:class:`OnDemandTiers`): an idle bus has none. After the last attempt the record goes to the
 dead-letter topic (stage ``delivery``, attempt log in the error) with destination
 ``<prefix>.<tenant>._redeliver`` so a redrive re-delivers it. See ``esb.delivery.dedup`` for what
 each delivery mode guarantees.
@@ -30,10 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from mode import Service
 
-from esb.consumer_kit import ConsumerLoop, StopLoop, reconcile_forever
+from esb.consumer_kit import ConsumerLoop, StopLoop, build_consumer, reconcile_forever
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.delivery.breaker import BreakerConfig, CircuitState, InMemoryCircuitBreaker
 from esb.delivery.cloudevents_http import OutboundEvent
@@ -41,6 +42,7 @@ from esb.delivery.config import DeliverySettings
 from esb.delivery.dedup import InMemoryDedupStore
 from esb.delivery.deliverer import Deliverer
 from esb.delivery.http_client import WebhookClient
+from esb.delivery.lag import OffsetReader
 from esb.delivery.matching import LazyPayload, SubscriptionMatcher
 from esb.delivery.models import DeliveryMode, RetryPolicyConfig, SubscriptionState
 from esb.delivery.names import (
@@ -71,7 +73,8 @@ from esb.delivery.ssrf import SsrfGuard
 from esb.delivery.stats import DeliveryStats
 from esb.envelope import attributes_from_kafka_headers
 from esb.errors import EsbError
-from esb.kafka import TopicSpec
+from esb.kafka import TopicSpec, topic_partitions
+from esb.kafka_security import kafka_security_options
 from esb.metrics import (
     CIRCUIT_LEVEL,
     DELIVERY_ATTEMPTS,
@@ -86,6 +89,11 @@ from esb.topics import LANES
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+
+
+def retry_group(app_id: str, tier_s: float) -> str:
+    """The consumer group of one retry tier (shared by every replica)."""
+    return f"{app_id}.delivery-retry.{tier_label(tier_s)}"
 
 
 @dataclass(slots=True)
@@ -137,7 +145,7 @@ class DeliveryWorker(Service):
         self.stats = DeliveryStats(None, f"{self.runtime.topics.prefix}:")
         self.deliverer: Deliverer | None = None
         self.runners: dict[str, SubscriptionRunner] = {}
-        self.retry_runners: list[RetryTierRunner] = []
+        self.retry = OnDemandTiers(self)
         self._changed = asyncio.Event()
         self._replayed_local: set[str] = set()
         self.runtime.catalog.add_listener(self._on_catalog_change)
@@ -183,15 +191,12 @@ class DeliveryWorker(Service):
             + [TopicSpec(status_topic(runtime.topics), 1, s.internal_replication_factor,
                          {"retention.ms": str(24 * 3600 * 1000)})])
         if config.enabled:
-            for tier in self.tiers.tiers:
-                runner = RetryTierRunner(self, tier)
-                await runner.start()
-                self.retry_runners.append(runner)
+            await self.retry.start_backlogged()  # records parked before a restart or a crash
         self._changed.set()
 
     async def on_stop(self) -> None:
         await asyncio.gather(*(r.stop() for r in self.runners.values()), return_exceptions=True)
-        await asyncio.gather(*(r.stop() for r in self.retry_runners), return_exceptions=True)
+        await self.retry.stop()
         self.runners.clear()
         await self.stats.flush()
         await self.client.close()
@@ -211,6 +216,17 @@ class DeliveryWorker(Service):
                 self._changed.set()  # not started yet: try again on the next turn
 
         await reconcile_forever("delivery", self._changed, lambda: self.should_stop, reconcile)
+
+    @property
+    def retry_runners(self) -> list[RetryTierRunner]:
+        return list(self.retry.running.values())
+
+    @Service.task
+    async def _tend_retry_tiers(self) -> None:
+        while not self.should_stop:
+            await self.sleep(self.retry.check_s)
+            if self.config.enabled:
+                await self.retry.tend()
 
     @Service.task
     async def _flush_stats(self) -> None:
@@ -342,6 +358,7 @@ class DeliveryWorker(Service):
             futures.append(await self.runtime.producers.send(topic, item.value, key=item.key,
                                                               headers=headers))
         await asyncio.gather(*futures)
+        await self.retry.parked(tier)
         # waiting in a tier: neither delivered nor in the stream lag, but still owed
         self.stats.count(sub["subscription_id"], "events_retrying", len(items))
 
@@ -413,7 +430,8 @@ class SubscriptionRunner(_Runner):
         super().__init__(worker, group_id=sub["kafka_group_id"], topics=[*lane_rank, redeliver],
                          poll_timeout_ms=(int(sub.get("max_wait_time_ms", 1000))
                                           if batch_size > 1 else 100),
-                         max_poll_records=max(500, batch_size * 4))
+                         max_poll_records=max(500, batch_size * 4),
+                         fetch_max_wait_ms=worker.config.fetch_max_wait_ms)
         self.sub_id: str = sub["subscription_id"]
         self.tenant = tenant
         self.generation = sub.get("generation")
@@ -519,10 +537,11 @@ class RetryTierRunner(_Runner):
 
     def __init__(self, worker: DeliveryWorker, tier_s: float) -> None:
         super().__init__(
-            worker, group_id=f"{worker.runtime.settings.app_id}.delivery-retry.{tier_label(tier_s)}",
+            worker, group_id=retry_group(worker.runtime.settings.app_id, tier_s),
             topics=[retry_topic(worker.runtime.topics, tier_s)], poll_timeout_ms=200)
         self.tier_s = tier_s
         self.timers: dict[TopicPartition, asyncio.TimerHandle] = {}
+        self.last_records = time.monotonic()
 
     def on_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
@@ -535,12 +554,19 @@ class RetryTierRunner(_Runner):
             timer.cancel()
         await super().stop()
 
+    def quiet_for(self) -> float:
+        """Seconds since this tier last had a record or a held partition (0 while it has)."""
+        if self.timers:
+            return 0.0
+        return time.monotonic() - self.last_records
+
     def _resume(self, tp: TopicPartition) -> None:
         self.timers.pop(tp, None)
         if self.consumer is not None and tp in self.assigned:
             self.consumer.resume(tp)
 
     async def handle(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        self.last_records = time.monotonic()
         await asyncio.gather(*(self._partition(tp, records) for tp, records in batches.items()))
 
     async def _partition(self, tp: TopicPartition, records: list[Any]) -> None:
@@ -584,3 +610,111 @@ class RetryTierRunner(_Runner):
             await worker.park(sub, [item], attempts, due_at)
             return
         await worker.dispatch(sub, [item], attempts)
+
+
+class OnDemandTiers:
+    """The retry tiers' consumers, each running only while its tier may hold records.
+
+    Failed deliveries are rare, yet a tier consumer that runs for nothing costs a Fetch every
+    0.5 s and a heartbeat every 3 s, five tiers per replica (ADR 0021). So a tier's consumer is
+    started when this replica parks a record in it, at start-up when the tier's group has a
+    backlog (parked before a restart or a crash), and when a tier topic grew since the last
+    check (every ``check_s``: one ListOffsets request) and its group has a backlog (another
+    replica died with one); it stops once it has been quiet (nothing parked, read or held) for
+    ``idle_s`` and its group has nothing left to read. Another replica's parked records start
+    that replica's own consumer, so a stopped consumer here never strands them.
+    """
+
+    check_s = 30.0
+    idle_s = 120.0
+
+    def __init__(self, worker: DeliveryWorker) -> None:
+        self.worker = worker
+        self.running: dict[float, RetryTierRunner] = {}
+        self._last_park: dict[float, float] = {}
+        self._lock = asyncio.Lock()
+        settings = worker.runtime.settings
+        self._offsets = OffsetReader(settings.bootstrap_servers,
+                                     kafka_security_options(settings))
+        #: a group-less consumer kept for ListOffsets of the tier topics (it never fetches)
+        self._probe: AIOKafkaConsumer | None = None
+        self._ends: dict[float, int] = {}
+
+    def _topic(self, tier: float) -> str:
+        return retry_topic(self.worker.runtime.topics, tier)
+
+    async def ensure(self, tier: float) -> None:
+        async with self._lock:
+            if tier not in self.running:
+                runner = RetryTierRunner(self.worker, tier)
+                await runner.start()
+                self.running[tier] = runner
+
+    async def parked(self, tier: float) -> None:
+        self._last_park[tier] = time.monotonic()
+        await self.ensure(tier)
+
+    async def _backlog(self, tier: float) -> int:
+        rows = await self._offsets.group_lag(
+            retry_group(self.worker.runtime.settings.app_id, tier), [self._topic(tier)])
+        return sum(row.lag for row in rows)
+
+    async def _grown(self) -> list[float]:
+        """Tiers whose topic's end offsets moved since the last call (all, the first time)."""
+        if self._probe is None:
+            self._probe = build_consumer(self.worker.runtime.settings, None,
+                                         client_id="esb-retry-tier-probe")
+            await self._probe.start()
+        grown = []
+        for tier in self.worker.tiers.tiers:
+            tps = await topic_partitions(self._probe, [self._topic(tier)])
+            end = sum((await self._probe.end_offsets(tps)).values()) if tps else 0
+            if self._ends.get(tier) != end:
+                grown.append(tier)
+            self._ends[tier] = end
+        return grown
+
+    async def start_backlogged(self) -> None:
+        """Start each tier that grew since the last look and has records its group never read."""
+        try:
+            grown = await self._grown()
+        except Exception as exc:  # the broker is away: the next check tries again
+            log.warning("retry tiers: reading end offsets failed: %s",
+                        f"{type(exc).__name__}: {exc}"[:300])
+            return
+        for tier in grown:
+            if tier in self.running:
+                continue
+            try:
+                if await self._backlog(tier):
+                    await self.ensure(tier)
+            except Exception as exc:
+                self._ends.pop(tier, None)  # look again next time
+                log.warning("retry tier %s: backlog check failed: %s", tier_label(tier),
+                            f"{type(exc).__name__}: {exc}"[:300])
+
+    async def tend(self) -> None:
+        """Start tiers with a backlog, stop those quiet for ``idle_s`` with none."""
+        await self.start_backlogged()
+        for tier, runner in list(self.running.items()):
+            quiet = min(runner.quiet_for(), time.monotonic() - self._last_park.get(tier, 0.0))
+            if quiet < self.idle_s:
+                continue
+            try:
+                if await self._backlog(tier):
+                    continue
+            except Exception:  # cannot tell: keep it running
+                continue
+            async with self._lock:
+                if self.running.get(tier) is runner and time.monotonic() - self._last_park.get(
+                        tier, 0.0) >= self.idle_s:
+                    del self.running[tier]
+                    await runner.stop()
+
+    async def stop(self) -> None:
+        async with self._lock:
+            runners, self.running = list(self.running.values()), {}
+        await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
+        if self._probe is not None:
+            with contextlib.suppress(Exception):
+                await self._probe.stop()

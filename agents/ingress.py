@@ -26,7 +26,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from mode import Service
 
-from esb.consumer_kit import Batches, ConsumerLoop
+from esb.consumer_kit import PATTERN_METADATA_MAX_AGE_MS, Batches, ConsumerLoop
 from esb.deadletter import Failure, send_to_dead_letters
 from esb.metrics import (
     DEAD_LETTERED,
@@ -41,6 +41,7 @@ from esb.publish_decision import Rejected
 from esb.routing import IngressRouter
 from esb.runtime import Runtime
 from esb.stage_history import HISTORY_HEADER, append_stage, stage_entry
+from esb.streams import on_stream_written
 from esb.topics import LANES, Priority
 
 ROUTER_ID = "proc_ingress_router"
@@ -64,7 +65,9 @@ class LaneRouter(ConsumerLoop):
             max_inflight=s.router_max_inflight_batches + 1,
             max_poll_records=s.router_max_records, fetch_max_bytes=64 << 20,
             max_partition_fetch_bytes=8 << 20,
-            metadata_max_age_ms=2000)  # how soon a new tenant's ingress topic is noticed
+            # a new tenant's ingress topic is looked for when its first stream is written
+            # (IngressRouterService); this age is only the fallback
+            metadata_max_age_ms=PATTERN_METADATA_MAX_AGE_MS)
         self.router = router
         self.priority = priority
         self.shared_tenant = s.ingress_shared_tenant
@@ -171,6 +174,7 @@ class IngressRouterService(Service):
                                max_event_bytes=runtime.settings.max_event_bytes,
                                payload_checks=runtime.payload_checks)
         self.lanes = [LaneRouter(runtime, router, p) for p in LANES]
+        on_stream_written(runtime.catalog, lambda: [lane.refresh_metadata() for lane in self.lanes])
 
     async def on_start(self) -> None:
         for lane in self.lanes:

@@ -21,12 +21,13 @@ import psycopg
 from aiokafka import TopicPartition
 from mode import Service
 
-from esb.consumer_kit import Batches, ConsumerLoop
+from esb.consumer_kit import PATTERN_METADATA_MAX_AGE_MS, Batches, ConsumerLoop
 from esb.deadletter import Failure
 from esb.observability import tracing
 from esb.readside import EventArchive, ProcessingHistory, ReadModelStore
 from esb.readside.ingest import Ingested, ingest_record, projection_record
 from esb.runtime import Runtime
+from esb.streams import on_stream_written
 from esb.topics import LANES
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class ProjectionLoop(ConsumerLoop):
         super().__init__(runtime, name=group, group_id=group, pattern=lane_pattern(s.topic_prefix),
                          poll_timeout_ms=500, max_poll_records=MAX_RECORDS,
                          fetch_max_wait_ms=max(s.fetch_max_wait_ms, 100),
-                         metadata_max_age_ms=2000)  # how soon a new stream's topics are noticed
+                         # new streams' topics: looked for when the stream is written
+                         # (ProjectionService); this age is only the fallback
+                         metadata_max_age_ms=PATTERN_METADATA_MAX_AGE_MS)
         self.projected = 0
 
     def dead_letter_failure(self, tp: TopicPartition, record: Any, reason: str, error: str
@@ -109,6 +112,7 @@ class ProjectionService(Service):
     def __init__(self, runtime: Runtime, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.loop_ = ProjectionLoop(runtime)
+        on_stream_written(runtime.catalog, self.loop_.refresh_metadata)
 
     async def on_start(self) -> None:
         await self.loop_.start()

@@ -133,9 +133,9 @@ class Authenticator:
         token = bearer_token(authorization)
         if self.jwks is not None and token not in self._verified:
             kid = _header(token).get("kid")
-            if self.jwks.stale or (isinstance(kid, str) and self.jwks.key(kid) is None):
-                if await self.jwks.refresh():
-                    self._verified.clear()  # a key may have been withdrawn
+            unknown = isinstance(kid, str) and self.jwks.key(kid) is None
+            if (self.jwks.stale or unknown) and await self.jwks.refresh():
+                self._verified.clear()  # a key may have been withdrawn
         return self.decode(token)
 
     def decode(self, token: str) -> Principal:

@@ -346,6 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=100, help="events per HTTP batch")
     bench.add_argument("--tracing", action="store_true",
                        help="pipeline: router throughput with tracing off, 1%% and 100%% sampled")
+    bench.add_argument("--workers", type=int, default=1,
+                       help="pipeline: N > 1 adds a scale-out phase, N routers against one")
+    bench.add_argument("--seconds", type=float, default=600.0, help="soak: run length")
+    bench.add_argument("--rate", type=float, default=None,
+                       help="soak: offered events/s (default: half the peak measured first)")
+    bench.add_argument("--peak-events", type=int, default=30_000,
+                       help="soak: preloaded burst the peak is measured on")
     bench.set_defaults(func=cmd_bench)
     from esb import cli_ops
 

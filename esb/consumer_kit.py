@@ -44,6 +44,10 @@ Batches = dict[TopicPartition, list[Any]]
 
 #: backoff after an infrastructure failure: first wait, cap (seconds)
 BACKOFF_FIRST_S = 0.5
+#: metadata age of a pattern-subscribed loop: new topics are looked for when the catalog says so
+#: (:meth:`ConsumerLoop.refresh_metadata`); this bounds how late one written behind the
+#: catalog's back (a topic made by hand) is noticed
+PATTERN_METADATA_MAX_AGE_MS = 30_000
 BACKOFF_CAP_S = 30.0
 #: a loop without an ``on_idle`` hook waits this long per empty poll once it has drained: records
 #: still wake ``getmany`` at once, only the idle turns of the loop get rarer (ADR 0021); a stop
@@ -304,6 +308,13 @@ class ConsumerLoop(ConsumerRebalanceListener):
             with contextlib.suppress(Exception):
                 await self.consumer.stop()
         self.health.forget(self.name)
+
+    def refresh_metadata(self) -> None:
+        """Look for new topics now: a pattern subscription otherwise notices them only when its
+        metadata ages out (``metadata_max_age_ms``), and a short age costs an idle worker a
+        Metadata request and a restarted fetch per loop every few seconds (ADR 0021)."""
+        if self.consumer is not None and not self.stopping:
+            self.consumer._client.force_metadata_update()
 
     @property
     def health(self) -> HealthBoard:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from esb.errors import ConfigurationError
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         20, ge=1, le=5000, description="broker long-poll bound while records flow (the minimum)")
     fetch_idle_max_wait_ms: int = Field(
-        500, ge=1, le=5000,
+        1000, ge=1, le=5000,
         description="long-poll bound of a consumer whose partitions stay quiet: the wait grows "
                     "from ESB_FETCH_MAX_WAIT_MS to a tenth of the quiet time, up to this "
                     "(ADR 0021); at or below ESB_FETCH_MAX_WAIT_MS the wait is fixed")
@@ -60,7 +60,11 @@ class Settings(BaseSettings):
         description="a caught-up source stops holding back a re-keyed job's stream time after")
     group_rebalance_timeout_ms: int = Field(10000, ge=1000)
     group_session_timeout_ms: int = Field(10000, ge=1000)
-    group_heartbeat_interval_ms: int = Field(1000, ge=100)
+    group_heartbeat_interval_ms: int = Field(
+        3000, ge=100,
+        description="Kafka's default; capped at a third of ESB_GROUP_SESSION_TIMEOUT_MS. Every "
+                    "group heartbeats at this rate even when idle (ADR 0021); a member notices "
+                    "a rebalance at its next heartbeat")
 
     # --- web ------------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="address the web server binds")
@@ -155,6 +159,12 @@ class Settings(BaseSettings):
             if ":" not in host:
                 raise ValueError(f"broker URL {url!r} needs host:port")
         return value
+
+    @field_validator("group_heartbeat_interval_ms")
+    @classmethod
+    def _heartbeat_within_session(cls, value: int, info: ValidationInfo) -> int:
+        session = info.data.get("group_session_timeout_ms")
+        return min(value, session // 3) if session else value
 
     @field_validator("jwt_secret")
     @classmethod

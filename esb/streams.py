@@ -7,6 +7,7 @@ invalidates whenever a stream changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -91,6 +92,13 @@ def stream_id_for(name: str) -> str:
 
 def stream_name_from(ref: str) -> str:
     return ref[4:] if ref.startswith("str_") else ref
+
+
+def on_stream_written(catalog: MetadataCatalog, callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever a stream record reaches this replica's catalog (created,
+    changed or deleted, on any replica). Its topics exist by then: :meth:`StreamService.create`
+    makes them before it writes the record."""
+    catalog.add_listener(lambda key, _value: callback() if key.startswith(KIND + "/") else None)
 
 
 class StreamDirectory:

@@ -56,6 +56,7 @@ class WorkerGroup:
             "ESB_DATA_DIR": str(self.tmp / self.prefix),
             "ESB_GROUP_REBALANCE_TIMEOUT_MS": "2000",
             "ESB_GROUP_SESSION_TIMEOUT_MS": "6000",
+            "ESB_GROUP_HEARTBEAT_INTERVAL_MS": "1000",  # rebalances noticed within 1 s
             "ESB_DEFAULT_PARTITIONS": "3",
             **self.extra_env,
         }

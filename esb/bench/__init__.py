@@ -8,7 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-KINDS = ("pipeline", "publish", "sourcing", "delivery", "processors", "idle", "durable", "all")
+KINDS = ("pipeline", "publish", "sourcing", "delivery", "processors", "idle", "durable", "soak",
+         "all")
 
 
 def run(args: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from esb import ids
 from esb.bench.common import (
@@ -113,6 +114,10 @@ async def scenario(base: str, token: str, bootstrap: str, lane_topic: str, args:
 
             mark = rss.mark()
             receiver.arrivals.clear()
+            # one event at a time, sent at once (no linger), as the pipeline's latency phase
+            await prod.stop()
+            prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+            await prod.start()
             rate = min(args.latency_rate, 200)  # well below capacity: latency, not queueing
             count = int(rate * args.latency_seconds)
             receiver.expect, receiver.event = count, asyncio.Event()

@@ -80,58 +80,101 @@ async def measure(session: aiohttp.ClientSession, url: str, token: str, n: int,
     raise RuntimeError(f"job did not process {n} events within {timeout}s")
 
 
-async def run_jobs(benv: BenchEnv, port: int, n: int, payload_bytes: int) -> dict[str, Any]:
-    base = f"http://127.0.0.1:{port}/api/v1"
-    token = token_for(benv, TENANT)
-    async with aiohttp.ClientSession() as session:
-        async def post(path: str, body: Any = None) -> Any:
-            return await http_json(session, "POST", base + path, token, body)
+def processed(body: dict[str, Any]) -> int:
+    """Inputs a job has handled, from its metrics (errors count: they were consumed too)."""
+    return int(body["events_processed"]) + int(body["error_count"])
 
-        streams = {}
-        for name in ("orders", "filtered", "sales"):
-            created = await post("/streams", {"stream_name": name, "partitions": PARTITIONS,
+
+def pattern_processed(body: dict[str, Any]) -> int:
+    return processed(body["metrics"])
+
+
+#: The processor jobs on the orders stream: a FILTER and a tumbling AGGREGATE (sum by region).
+JOBS: dict[str, dict[str, Any]] = {
+    "filter": {"processor_name": "bench_filter", "processor_type": "FILTER",
+               "source_stream_id": "orders", "target_stream_id": "filtered",
+               "processing_logic": {"filter_expression": "payload.amount > 10"},
+               "parallelism": PARTITIONS, "error_handling_strategy": "SKIP"},
+    "aggregate": {"processor_name": "bench_sales", "processor_type": "AGGREGATE",
+                  "source_stream_id": "orders", "target_stream_id": "sales",
+                  "processing_logic": {"aggregation_function": "sum",
+                                       "aggregation_field": "amount",
+                                       "group_by": ["region"]},
+                  "window_config": {"window_type": "tumbling", "window_size_ms": 1000},
+                  "parallelism": PARTITIONS, "error_handling_strategy": "SKIP"},
+}
+
+
+def pattern_body(label: str, co_partitioned: bool) -> dict[str, Any]:
+    """The placed → paid → shipped sequence per order, on event time."""
+    return {"pattern_name": f"bench_{label}", "source_stream_id": "orders",
+            "timers": "event_time", "parallelism": PARTITIONS, "kind": "sequence",
+            "event_types": list(SEQUENCE), "within_ms": 60_000,
+            "co_partitioned": co_partitioned}
+
+
+class Api:
+    """The worker's API as the bench's tenant."""
+
+    def __init__(self, session: aiohttp.ClientSession, benv: BenchEnv, port: int) -> None:
+        self.session = session
+        self.base = f"http://127.0.0.1:{port}/api/v1"
+        self.token = token_for(benv, TENANT)
+
+    async def post(self, path: str, body: Any = None) -> Any:
+        return await http_json(self.session, "POST", self.base + path, self.token, body)
+
+    async def get(self, path: str) -> Any:
+        return await http_json(self.session, "GET", self.base + path, self.token)
+
+
+async def create_streams(api: Api) -> dict[str, Any]:
+    """The orders source and the two targets; returns each stream's description by name."""
+    streams = {}
+    for name in ("orders", "filtered", "sales"):
+        created = await api.post("/streams", {"stream_name": name, "partitions": PARTITIONS,
                                               "source_capability": "bench"})
-            streams[name] = created["stream"]
+        streams[name] = created["stream"]
+    return streams
+
+
+async def start_processor(api: Api, body: dict[str, Any]) -> str:
+    """Creates and starts a processor; returns its path."""
+    created = await api.post("/stream-processors", body)
+    pid = created["processor_id"]
+    await api.post(f"/stream-processors/{pid}/start")
+    return f"/stream-processors/{pid}"
+
+
+async def start_pattern(api: Api, body: dict[str, Any]) -> str:
+    """Creates and starts a pattern; returns its path."""
+    created = await api.post("/patterns", body)
+    pat = created["pattern_id"]
+    await api.post(f"/patterns/{pat}/start")
+    return f"/patterns/{pat}"
+
+
+async def run_jobs(benv: BenchEnv, port: int, n: int, payload_bytes: int) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, benv, port)
+        streams = await create_streams(api)
         await preload(benv.bootstrap, streams["orders"]["topics"]["NORMAL"], n, payload_bytes)
-        processed = lambda body: body["events_processed"] + body["error_count"]  # noqa: E731
         results: dict[str, Any] = {}
-        jobs = {
-            "filter": {"processor_name": "bench_filter", "processor_type": "FILTER",
-                       "source_stream_id": "orders", "target_stream_id": "filtered",
-                       "processing_logic": {"filter_expression": "payload.amount > 10"},
-                       "parallelism": PARTITIONS, "error_handling_strategy": "SKIP"},
-            "aggregate": {"processor_name": "bench_sales", "processor_type": "AGGREGATE",
-                          "source_stream_id": "orders", "target_stream_id": "sales",
-                          "processing_logic": {"aggregation_function": "sum",
-                                               "aggregation_field": "amount",
-                                               "group_by": ["region"]},
-                          "window_config": {"window_type": "tumbling", "window_size_ms": 1000},
-                          "parallelism": PARTITIONS, "error_handling_strategy": "SKIP"},
-        }
-        for label, body in jobs.items():
-            created = await post("/stream-processors", body)
-            pid = created["processor_id"]
-            await post(f"/stream-processors/{pid}/start")
-            results[label] = await measure(session, f"{base}/stream-processors/{pid}/metrics",
-                                           token, n, processed)
-            await post(f"/stream-processors/{pid}/stop")
+        for label, body in JOBS.items():
+            path = await start_processor(api, body)
+            results[label] = await measure(session, f"{api.base}{path}/metrics", api.token, n,
+                                           processed)
+            await api.post(f"{path}/stop")
         # The orders stream is keyed by order id, the sequence's correlation key: the same
         # pattern once through the re-key stage (the default) and once without it.
         for label, co_partitioned in (("sequence_pattern", False),
                                       ("sequence_pattern_co_partitioned", True)):
-            created = await post("/patterns", {
-                "pattern_name": f"bench_{label}", "source_stream_id": "orders",
-                "timers": "event_time", "parallelism": PARTITIONS, "kind": "sequence",
-                "event_types": list(SEQUENCE), "within_ms": 60_000,
-                "co_partitioned": co_partitioned})
-            pat = created["pattern_id"]
-            await post(f"/patterns/{pat}/start")
-            results[label] = await measure(
-                session, f"{base}/patterns/{pat}/matches", token, n,
-                lambda body: processed(body["metrics"]))
-            final = await http_json(session, "GET", f"{base}/patterns/{pat}/matches", token)
+            path = await start_pattern(api, pattern_body(label, co_partitioned))
+            results[label] = await measure(session, f"{api.base}{path}/matches", api.token, n,
+                                           pattern_processed)
+            final = await api.get(f"{path}/matches")
             results[label]["matches"] = final["matches_total"]
-            await post(f"/patterns/{pat}/stop")
+            await api.post(f"{path}/stop")
         return results
 
 

@@ -16,7 +16,8 @@ sources' largest event times, like Flink's watermarks: a source catching up on a
 not make the others' events late. When the sources report their progress
 (:func:`drive_by_progress`), only those reports move stream time: every source holds it back
 until it has reported, a source reported idle stops holding it back until it reports
-again, and when all are idle it is the latest time any of them sent. Stream time never goes back; it is ``None`` until known.
+again, and when all are idle it is the latest time any of them sent. Stream time never goes
+back; it is ``None`` until known.
 
 Timers are a binary heap of ``[due, key]`` lists (``heapq`` works on lists, and lists survive a
 JSON round trip). Each key with pending work keeps its current due time in its own state

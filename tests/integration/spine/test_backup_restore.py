@@ -24,6 +24,7 @@ from tests.support import Api, eventually, unique
 pytestmark = pytest.mark.integration
 
 FAST_GROUPS = {"ESB_GROUP_REBALANCE_TIMEOUT_MS": "2000", "ESB_GROUP_SESSION_TIMEOUT_MS": "6000",
+               "ESB_GROUP_HEARTBEAT_INTERVAL_MS": "1000",
                "ESB_DEFAULT_PARTITIONS": "3"}
 
 

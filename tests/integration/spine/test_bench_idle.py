@@ -32,3 +32,6 @@ def test_bench_idle_reports_cpu_per_process_fetches_and_first_event_latency() ->
     assert 0 < fetches["empty"] < 10 * result["fetch_loops"]  # quiet consumers wait longer
     for phase in ("first_after_idle", "warm_median"):
         assert result[phase]["archive_ms"] > 0 and result[phase]["live_tail_ms"] > 0
+    sparse = result["sparse"]  # events after quiet spells: median and worst
+    assert result["sparse_events"] >= 3
+    assert 0 < sparse["archive_ms"]["median"] <= sparse["archive_ms"]["max"]

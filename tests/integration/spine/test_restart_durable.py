@@ -141,6 +141,7 @@ def esb_up(tmp_path: Path, database_url: str) -> Iterator[EsbUp]:
         "ESB_DATABASE_SCHEMA": unique("rs"),
         "ESB_GROUP_REBALANCE_TIMEOUT_MS": "2000",
         "ESB_GROUP_SESSION_TIMEOUT_MS": "6000",
+        "ESB_GROUP_HEARTBEAT_INTERVAL_MS": "1000",
         "ESB_DEFAULT_PARTITIONS": "3",
     })
     up.env.pop("ESB_BROKER", None)
