@@ -669,7 +669,7 @@ class OnDemandTiers:
         for tier in self.worker.tiers.tiers:
             tps = await topic_partitions(self._probe, [self._topic(tier)])
             end = sum((await self._probe.end_offsets(tps)).values()) if tps else 0
-            if self._ends.get(tier) != end:
+            if end and self._ends.get(tier) != end:  # an empty tier has nothing to read
                 grown.append(tier)
             self._ends[tier] = end
         return grown

@@ -143,14 +143,11 @@ async def wait_committed(bootstrap: str, group: str, topic: str, n: int, timeout
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                              enable_auto_commit=False)
     await probe.start()
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            total = 0
-            for tp in tps:
-                total += (await probe.committed(tp)) or 0
+            total = await committed_total(probe, topic)
             now = time.perf_counter()
             if total > already + warm_up * n and first is None:
                 first = (now, total)
